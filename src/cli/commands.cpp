@@ -1,0 +1,540 @@
+#include "commands.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "fewrec/core/config.h"
+#include "fewrec/core/error.h"
+#include "fewrec/core/monitor.h"
+#include "fewrec/core/strings.h"
+#include "fewrec/data/context.h"
+#include "fewrec/eval/evaluator.h"
+#include "fewrec/models/model_io.h"
+#include "fewrec/models/registry.h"
+#include "pipeline.h"
+
+namespace fewrec::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CommonFlags {
+  std::vector<std::string> config_files;
+  std::vector<std::string> sets;
+  std::string json_out;
+  bool quiet = false;
+};
+
+struct Flags {
+  CommonFlags common;
+  std::string out;
+  std::string model_path;
+  std::string user;
+  std::string items;
+  int k = 10;
+  bool evaluate_after = false;
+  bool markdown = false;
+};
+
+Flags g_flags;
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  for (auto part : core::split(text, ',')) {
+    auto t = core::trim(part);
+    if (!t.empty()) out.emplace_back(t);
+  }
+  return out;
+}
+std::map<const CLI::App*, std::function<int()>> g_handlers;
+
+void add_common(CLI::App* cmd, CommonFlags& f, bool with_json = true) {
+  cmd->add_option("-c,--config", f.config_files, "TOML config file(s), applied in order");
+  cmd->add_option("-s,--set", f.sets, "override a config key: --set section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  if (with_json) cmd->add_option("--json", f.json_out, "also write the result as JSON to this file");
+  cmd->add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
+}
+
+core::Config build_config(const CommonFlags& f, core::Config base = {}) {
+  core::Config config = std::move(base);
+  for (const auto& file : f.config_files) config.merge(core::Config::from_toml_file(file));
+  for (const auto& s : f.sets) config.set(s);
+  return config;
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  fs::path p(path);
+  if (p.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+  }
+  std::ofstream out(p);
+  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
+  out << j.dump(2) << "\n";
+  out.close();
+  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
+}
+
+std::string item_label(const data::Catalogue& cat, data::ItemIndex item, size_t width = 60) {
+  std::string label = cat.items.id(item);
+  if (const auto* col = cat.item_features.find("title");
+      col && col->kind == data::FeatureKind::kText && item < static_cast<int32_t>(col->texts.size()) &&
+      !col->texts[item].empty()) {
+    label += "  " + col->texts[item];
+  }
+  if (const auto* col = cat.item_features.find("genres");
+      col && col->kind == data::FeatureKind::kTags && item + 1 < static_cast<int32_t>(col->offsets.size())) {
+    std::vector<std::string> g;
+    for (int32_t t : col->tags_of(item)) g.push_back(col->vocab.id(t));
+    if (!g.empty()) label += "  [" + core::join(g, "|") + "]";
+  }
+  if (label.size() > width) label = label.substr(0, width - 3) + "...";
+  return label;
+}
+
+void print_recommendations(const data::Catalogue& cat,
+                           const std::vector<std::pair<data::ItemIndex, float>>& recs) {
+  int rank = 1;
+  for (const auto& [item, score] : recs) {
+    std::printf("  %2d. %-62s %8.4f\n", rank++, item_label(cat, item).c_str(), score);
+  }
+}
+
+nlohmann::json recs_json(const data::Catalogue& cat,
+                         const std::vector<std::pair<data::ItemIndex, float>>& recs) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& [item, score] : recs) {
+    nlohmann::json r{{"item", cat.items.id(item)}, {"score", score}};
+    if (const auto* col = cat.item_features.find("title");
+        col && col->kind == data::FeatureKind::kText && !col->texts[item].empty())
+      r["title"] = col->texts[item];
+    arr.push_back(r);
+  }
+  return arr;
+}
+
+// ---- fewrec models -------------------------------------------------------
+
+int cmd_models() {
+  for (const auto* info : models::model_registry().list()) {
+    std::printf("%-12s %s\n", info->name.c_str(), info->description.c_str());
+    for (const auto& o : info->options)
+      std::printf("    %-14s default %-8s %s\n", o.key.c_str(), o.default_value.c_str(), o.doc.c_str());
+  }
+  return 0;
+}
+
+// ---- fewrec config -------------------------------------------------------
+
+int cmd_config() {
+  // Read every component's options on a config with placeholders so every
+  // getter records its key, default and doc.
+  core::Config probe;
+  probe.set("data.format", std::string("csv"));
+  probe.set("data.path", std::string("<path>"));
+  read_run_options(probe, true);
+  probe.erase("data.format");
+  const auto& docs = probe.docs();
+  if (g_flags.markdown) {
+    std::printf("| key | default | meaning |\n|---|---|---|\n");
+    for (const auto& [key, d] : docs)
+      std::printf("| `%s` | `%s` | %s |\n", key.c_str(), d.first.c_str(), d.second.c_str());
+  } else {
+    std::string section;
+    for (const auto& [key, d] : docs) {
+      std::string sec = key.substr(0, key.find('.'));
+      if (sec != section) {
+        std::printf("[%s]\n", sec.c_str());
+        section = sec;
+      }
+      std::printf("  %-34s = %-12s # %s\n", key.c_str(), d.first.c_str(), d.second.c_str());
+    }
+  }
+  return 0;
+}
+
+// ---- fewrec data stats / split ------------------------------------------
+
+int cmd_data_stats() {
+  auto config = build_config(g_flags.common);
+  auto opts = read_run_options(config, false);
+  config.check_all_used();
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  nlohmann::json info;
+  auto ds = load_data(opts, monitor, &info);
+  auto stats = ds.stats();
+  stats["source"] = info;
+  std::printf("%s\n", stats.dump(2).c_str());
+  write_json(g_flags.common.json_out, stats);
+  return 0;
+}
+
+void write_rows_csv(const fs::path& path, const data::Dataset& ds) {
+  std::ofstream out(path);
+  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path.string(), std::strerror(errno));
+  out << "user,item,value,timestamp,event,weight\n";
+  auto quote = [](const std::string& s) {
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
+    return q + "\"";
+  };
+  for (data::UserIndex u = 0; u < ds.num_users(); ++u) {
+    auto h = ds.history(u);
+    for (size_t i = 0; i < h.size(); ++i) {
+      out << quote(ds.users().id(u)) << ',' << quote(ds.items().id(h.items[i])) << ',' << h.values[i]
+          << ',' << h.timestamps[i] << ',' << quote(ds.event_types().id(h.events[i])) << ','
+          << h.weights[i] << '\n';
+    }
+  }
+  if (!out) FEWREC_THROW(kIo, "write failed for `{}`", path.string());
+}
+
+int cmd_data_split() {
+  if (g_flags.out.empty()) FEWREC_THROW(kInvalidArgument, "fewrec data split needs --out DIR");
+  auto config = build_config(g_flags.common);
+  auto opts = read_run_options(config, false);
+  config.check_all_used();
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  auto ds = load_data(opts, monitor);
+  auto split = split_data(ds, opts);
+  fs::path dir(g_flags.out);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) FEWREC_THROW(kIo, "cannot create `{}`: {}", dir.string(), ec.message());
+  write_rows_csv(dir / "train.csv", split.train);
+  write_rows_csv(dir / "test.csv", split.test);
+  if (split.valid.num_interactions() > 0) write_rows_csv(dir / "valid.csv", split.valid);
+  if (split.support.num_interactions() > 0) write_rows_csv(dir / "support.csv", split.support);
+  auto desc = split.describe();
+  write_json((dir / "split.json").string(), desc);
+  std::printf("%s\n", desc.dump(2).c_str());
+  std::printf("wrote %s/{train,test%s%s}.csv and split.json\n", dir.string().c_str(),
+              split.valid.num_interactions() > 0 ? ",valid" : "",
+              split.support.num_interactions() > 0 ? ",support" : "");
+  return 0;
+}
+
+// ---- fewrec train --------------------------------------------------------
+
+nlohmann::json train_meta(const data::Split& split, double seconds) {
+  std::time_t now = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return {{"fewrec_version", kVersion},
+          {"created", buf},
+          {"train_interactions", split.train.num_interactions()},
+          {"train_seconds", seconds},
+          {"split", split.describe()}};
+}
+
+int cmd_train() {
+  if (g_flags.out.empty()) FEWREC_THROW(kInvalidArgument, "fewrec train needs --out FILE (the model artifact to write)");
+  auto config = build_config(g_flags.common);
+  auto opts = read_run_options(config, true);
+  config.check_all_used();
+  if (opts.models.size() != 1)
+    FEWREC_THROW(kInvalidArgument, "fewrec train trains one model; model.name lists {}",
+                 opts.models.size());
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  auto ds = load_data(opts, monitor);
+  auto split = split_data(ds, opts);
+  double seconds = 0;
+  auto model = train_model(opts.models[0], split, opts, monitor, &seconds);
+  models::save_model(g_flags.out, *model, ds.catalogue(), config.effective(), train_meta(split, seconds));
+  std::printf("saved %s to %s (trained in %s)\n", model->spec().to_string().c_str(),
+              g_flags.out.c_str(), core::format_duration(seconds).c_str());
+  nlohmann::json out{{"model", model->spec().to_string()}, {"path", g_flags.out}, {"train_seconds", seconds}};
+  if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
+    auto result = eval::evaluate_split(*model, split, opts.eval, monitor);
+    std::printf("%s", result.table(model->spec().to_string()).c_str());
+    out["evaluation"] = result.to_json();
+  }
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
+// ---- fewrec evaluate -----------------------------------------------------
+
+int cmd_evaluate() {
+  core::Config base;
+  models::LoadedModel loaded;
+  if (!g_flags.model_path.empty()) {
+    loaded = models::load_model(g_flags.model_path);
+    base = config_from_json(loaded.config);
+  }
+  auto config = build_config(g_flags.common, std::move(base));
+  auto opts = read_run_options(config, true);
+  config.check_all_used();
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  nlohmann::json info;
+  auto ds = load_data(opts, monitor, &info);
+  auto split = split_data(ds, opts);
+  if (split.test.num_interactions() == 0)
+    FEWREC_THROW(kInvalidArgument, "the split has no test interactions (split.kind = none?)");
+
+  std::vector<std::pair<std::string, eval::EvalResult>> results;
+  nlohmann::json models_json = nlohmann::json::array();
+  if (loaded.model) {
+    if (loaded.item_ids != ds.items().ids())
+      FEWREC_THROW(kInvalidArgument,
+                   "model `{}` was trained on a different item catalogue ({} items) than the data "
+                   "loaded now ({} items); evaluate with the data and split it was trained on",
+                   g_flags.model_path, loaded.item_ids.size(), ds.num_items());
+    auto r = eval::evaluate_split(*loaded.model, split, opts.eval, monitor);
+    results.emplace_back(loaded.spec.to_string(), std::move(r));
+  } else {
+    for (const auto& spec : opts.models) {
+      double seconds = 0;
+      auto model = train_model(spec, split, opts, monitor, &seconds);
+      auto r = eval::evaluate_split(*model, split, opts.eval, monitor);
+      r.protocol["train_seconds"] = seconds;
+      results.emplace_back(spec.to_string(), std::move(r));
+    }
+  }
+  for (const auto& [name, r] : results) std::printf("%s\n", r.table(name).c_str());
+  if (results.size() > 1) {
+    std::vector<std::string> cols;
+    for (int k : opts.eval.ks)
+      for (const auto& m : opts.eval.metrics) cols.push_back(fmt::format("{}@{}", m, k));
+    std::printf("%s\n", eval::comparison_table(results, cols).c_str());
+  }
+  nlohmann::json out;
+  if (results.size() == 1) {
+    out = results[0].second.to_json();
+    out["model"] = results[0].first;
+  } else {
+    out["protocol"] = results[0].second.to_json()["protocol"];
+    out["results"] = nlohmann::json::array();
+    for (const auto& [name, r] : results) {
+      auto j = r.to_json();
+      j["model"] = name;
+      out["results"].push_back(j);
+    }
+  }
+  out["data"] = info;
+  out["config"] = config.effective();
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
+// ---- fewrec recommend ----------------------------------------------------
+
+int cmd_recommend() {
+  if (g_flags.model_path.empty()) FEWREC_THROW(kInvalidArgument, "fewrec recommend needs --model FILE");
+  if (g_flags.user.empty() == g_flags.items.empty())
+    FEWREC_THROW(kInvalidArgument,
+                 "fewrec recommend needs exactly one of --user ID (a known user) or --items ID,ID,... "
+                 "(a new user's history)");
+  if (g_flags.k <= 0) FEWREC_THROW(kInvalidArgument, "-k must be positive, got {}", g_flags.k);
+  auto loaded = models::load_model(g_flags.model_path);
+  auto config = build_config(g_flags.common, config_from_json(loaded.config));
+  auto opts = read_run_options(config, true);
+  config.check_all_used();
+  core::StderrMonitor monitor(true);
+  // The data gives the known user's history and the item titles.
+  auto ds = load_data(opts, monitor);
+  if (loaded.item_ids != ds.items().ids())
+    FEWREC_THROW(kInvalidArgument, "model `{}` was trained on a different item catalogue than the data in its config",
+                 g_flags.model_path);
+  auto split = split_data(ds, opts);
+  data::UserContext ctx;
+  nlohmann::json out;
+  if (!g_flags.user.empty()) {
+    int32_t u = ds.users().find(g_flags.user);
+    if (u < 0) FEWREC_THROW(kNotFound, "unknown user `{}` ({} users; for a new user pass --items)",
+                            g_flags.user, ds.num_users());
+    ctx = data::context_from_dataset(split.train, u, true);
+    out["user"] = g_flags.user;
+  } else {
+    auto items = resolve_items(ds.items(), split_list(g_flags.items));
+    for (auto it : items) ctx.history.push_back(data::Event{it, 0, 1.0f, 0, 1.0f});
+    out["history"] = split_list(g_flags.items);
+  }
+  auto recs = models::recommend(*loaded.model, ctx, g_flags.k, true);
+  std::printf("history (%zu items):\n", ctx.history.size());
+  size_t shown = 0;
+  for (size_t i = ctx.history.size() > 10 ? ctx.history.size() - 10 : 0; i < ctx.history.size(); ++i, ++shown)
+    std::printf("   - %s\n", item_label(ds.catalogue(), ctx.history[i].item).c_str());
+  std::printf("top %d by %s:\n", g_flags.k, loaded.spec.to_string().c_str());
+  print_recommendations(ds.catalogue(), recs);
+  out["model"] = loaded.spec.to_string();
+  out["recommendations"] = recs_json(ds.catalogue(), recs);
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
+// ---- fewrec demo ---------------------------------------------------------
+
+int cmd_demo() {
+  core::Config base;
+  base.set("data.format", std::string("synthetic"));
+  base.set("model.name", std::vector<std::string>{"popularity", "itemknn"});
+  base.set("eval.k", std::vector<std::string>{"10", "20"});
+  auto config = build_config(g_flags.common, std::move(base));
+  auto opts = read_run_options(config, true);
+  config.check_all_used();
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  auto t0 = std::chrono::steady_clock::now();
+
+  std::printf("== fewrec demo: built-in synthetic data ==\n");
+  nlohmann::json info;
+  auto ds = load_data(opts, monitor, &info);
+  std::printf("%d users, %d items, %lld interactions (planted topics, titles, user attributes)\n\n",
+              ds.num_users(), ds.num_items(), static_cast<long long>(ds.num_interactions()));
+
+  // 1. Warm users: the configured split, every model, full ranking.
+  auto split = split_data(ds, opts);
+  std::vector<std::pair<std::string, eval::EvalResult>> results;
+  std::vector<std::unique_ptr<models::Model>> trained;
+  for (const auto& spec : opts.models) {
+    auto model = train_model(spec, split, opts, monitor);
+    results.emplace_back(spec.to_string(), eval::evaluate_split(*model, split, opts.eval, monitor));
+    trained.push_back(std::move(model));
+  }
+  std::vector<std::string> cols;
+  for (int k : opts.eval.ks)
+    for (const auto& m : {"ndcg", "hr", "recall", "precision"}) cols.push_back(fmt::format("{}@{}", m, k));
+  std::printf("-- warm users --\n%s\n", results.front().second.to_json()["protocol"].dump().c_str());
+  std::printf("%s\n", eval::comparison_table(results, cols).c_str());
+
+  // 2. Cold users, N-shot: held-out users reveal their first N interactions.
+  data::SplitOptions cold = opts.split;
+  cold.kind = data::SplitKind::kColdUsers;
+  std::printf("-- cold users: N-shot curve (20%% of users held out; support = first N events; NDCG@10, full ranking) --\n");
+  std::printf("  %-12s", "model");
+  std::vector<int> shots;
+  for (auto n : opts.shots) if (n >= 0 && n <= 10) shots.push_back(static_cast<int>(n));
+  for (int n : shots) std::printf("  N=%-5d", n);
+  std::printf("\n");
+  std::vector<std::vector<double>> curve(opts.models.size());
+  for (size_t n_i = 0; n_i < shots.size(); ++n_i) {
+    cold.min_history = shots.back() + 1;
+    auto s = data::make_cold_user_split(ds, cold, shots[n_i]);
+    for (size_t m = 0; m < opts.models.size(); ++m) {
+      core::NullMonitor quiet;
+      auto model = train_model(opts.models[m], s, opts, quiet);
+      auto r = eval::evaluate_split(*model, s, opts.eval, quiet);
+      curve[m].push_back(r.metrics.count("ndcg@10") ? r.metrics.at("ndcg@10") : NAN);
+    }
+  }
+  for (size_t m = 0; m < opts.models.size(); ++m) {
+    std::printf("  %-12s", opts.models[m].name.c_str());
+    for (double v : curve[m]) std::printf("  %-7.4f", v);
+    std::printf("\n");
+  }
+
+  // 3. A brand-new user with three interactions, all from one topic.
+  std::printf("\n-- a new user with 3 interactions --\n");
+  const auto& cat = ds.catalogue();
+  const auto* topic = cat.item_features.find("topic");
+  auto counts = split.train.item_counts();
+  std::vector<data::ItemIndex> picks;
+  if (topic && topic->kind == data::FeatureKind::kCategorical) {
+    int32_t want = topic->codes.empty() ? -1 : topic->codes[0];
+    // The three most popular items of the first item's topic except the very top ones.
+    std::vector<data::ItemIndex> same;
+    for (data::ItemIndex i = 0; i < ds.num_items(); ++i)
+      if (topic->codes[i] == want) same.push_back(i);
+    std::sort(same.begin(), same.end(), [&](auto a, auto b) { return counts[a] > counts[b]; });
+    for (size_t i = 2; i < same.size() && picks.size() < 3; i += 2) picks.push_back(same[i]);
+  }
+  for (data::ItemIndex i = 0; picks.size() < 3 && i < ds.num_items(); ++i) picks.push_back(i);
+  data::UserContext ctx;
+  for (size_t i = 0; i < picks.size(); ++i)
+    ctx.history.push_back(data::Event{picks[i], static_cast<int64_t>(i), 1.0f, 0, 1.0f});
+  std::printf("history:\n");
+  for (auto it : picks) std::printf("   - %s\n", item_label(cat, it).c_str());
+  for (size_t m = 0; m < trained.size(); ++m) {
+    std::printf("top 10 by %s:\n", trained[m]->spec().to_string().c_str());
+    print_recommendations(cat, models::recommend(*trained[m], ctx, 10, true));
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("\ndemo finished in %s. Next: README.md (`fewrec evaluate` on MovieLens).\n",
+              core::format_duration(secs).c_str());
+  nlohmann::json out{{"data", info}, {"results", nlohmann::json::array()}};
+  for (const auto& [name, r] : results) {
+    auto j = r.to_json();
+    j["model"] = name;
+    out["results"].push_back(j);
+  }
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
+}  // namespace
+
+void register_commands(CLI::App& app) {
+  auto& f = g_flags;
+  auto* models_cmd = app.add_subcommand("models", "list the registered models and their options");
+  g_handlers[models_cmd] = cmd_models;
+
+  auto* config_cmd = app.add_subcommand("config", "list every config key with its default and meaning");
+  config_cmd->add_flag("--markdown", f.markdown, "print a Markdown table");
+  g_handlers[config_cmd] = cmd_config;
+
+  auto* data_cmd = app.add_subcommand("data", "inspect and split datasets");
+  data_cmd->require_subcommand(1);
+  auto* stats = data_cmd->add_subcommand("stats", "load the configured data and print statistics");
+  add_common(stats, f.common);
+  g_handlers[stats] = cmd_data_stats;
+  auto* split = data_cmd->add_subcommand("split", "split the configured data and write CSV files");
+  add_common(split, f.common, false);
+  split->add_option("-o,--out", f.out, "output directory")->required();
+  g_handlers[split] = cmd_data_split;
+
+  auto* train = app.add_subcommand("train", "train a model on the train part of the split and save it");
+  add_common(train, f.common);
+  train->add_option("-o,--out", f.out, "model artifact to write (e.g. model.fwr)")->required();
+  train->add_flag("--evaluate", f.evaluate_after, "evaluate on the test part afterwards");
+  g_handlers[train] = cmd_train;
+
+  auto* evaluate = app.add_subcommand(
+      "evaluate", "train (or load with --model) and evaluate on the test part of the split");
+  add_common(evaluate, f.common);
+  evaluate->add_option("-m,--model", f.model_path, "evaluate a saved model (its data/split config is reused)");
+  g_handlers[evaluate] = cmd_evaluate;
+
+  auto* recommend = app.add_subcommand("recommend", "top-k items for a known user or a new user's history");
+  add_common(recommend, f.common);
+  recommend->add_option("-m,--model", f.model_path, "model artifact")->required();
+  recommend->add_option("-u,--user", f.user, "external id of a known user");
+  recommend->add_option("-i,--items", f.items, "comma-separated item ids: a new user's history");
+  recommend->add_option("-k", f.k, "number of recommendations")->capture_default_str();
+  g_handlers[recommend] = cmd_recommend;
+
+  auto* demo = app.add_subcommand("demo", "end-to-end run on the built-in synthetic data");
+  add_common(demo, f.common);
+  g_handlers[demo] = cmd_demo;
+}
+
+int run_selected(CLI::App& app) {
+  // The deepest parsed subcommand with a handler.
+  const CLI::App* cur = &app;
+  std::function<int()> handler;
+  while (true) {
+    auto subs = cur->get_subcommands();
+    if (subs.empty()) break;
+    cur = subs.front();
+    if (auto it = g_handlers.find(cur); it != g_handlers.end()) handler = it->second;
+  }
+  if (!handler) FEWREC_THROW(kInvalidArgument, "no command given; see fewrec --help");
+  return handler();
+}
+
+}  // namespace fewrec::cli

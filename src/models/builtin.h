@@ -1,0 +1,13 @@
+// Registration hooks of the built-in models (internal to the models layer).
+// register_builtin_models() in registry.cpp calls each of them; a new model
+// adds one declaration here and one call there.
+#pragma once
+
+#include "fewrec/models/registry.h"
+
+namespace fewrec::models {
+
+void register_popularity(ModelRegistry& registry);
+void register_itemknn(ModelRegistry& registry);
+
+}  // namespace fewrec::models

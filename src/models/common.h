@@ -1,0 +1,91 @@
+// Helpers shared by the built-in models (internal to the models layer).
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "fewrec/core/config.h"
+#include "fewrec/core/error.h"
+#include "fewrec/core/strings.h"
+#include "fewrec/models/registry.h"
+
+namespace fewrec::models {
+
+// OptionReader that also records each option's default and doc, so a model's
+// options are declared once (in its read function) and both parsed from a
+// spec and listed by `fewrec models`.
+class DocumentedOptions {
+ public:
+  explicit DocumentedOptions(const ModelSpec& spec)
+      : reader_(spec.options, fmt::format("model `{}`", spec.name)), owner_name_(spec.name) {}
+
+  int64_t get_int(const std::string& key, int64_t def, std::string_view doc,
+                  std::optional<int64_t> min = std::nullopt, std::optional<int64_t> max = std::nullopt) {
+    docs_.push_back({key, std::to_string(def), std::string(doc)});
+    return reader_.get_int(key, def, doc, min, max);
+  }
+  double get_double(const std::string& key, double def, std::string_view doc,
+                    std::optional<double> min = std::nullopt, std::optional<double> max = std::nullopt) {
+    docs_.push_back({key, fmt::format("{}", def), std::string(doc)});
+    return reader_.get_double(key, def, doc, min, max);
+  }
+  bool get_bool(const std::string& key, bool def, std::string_view doc) {
+    docs_.push_back({key, def ? "true" : "false", std::string(doc)});
+    return reader_.get_bool(key, def, doc);
+  }
+  // A string option restricted to `choices` (error lists them).
+  std::string get_choice(const std::string& key, const std::string& def,
+                         const std::vector<std::string>& choices, std::string_view doc) {
+    docs_.push_back({key, def, std::string(doc)});
+    std::string v = reader_.get_string(key, def, doc);
+    if (std::find(choices.begin(), choices.end(), v) == choices.end())
+      FEWREC_THROW(kInvalidArgument, "model `{}`: option `{}` must be one of {}, got `{}`", owner(), key,
+                   core::join(choices, ", "), core::excerpt(v));
+    return v;
+  }
+  // Unknown option -> kInvalidArgument listing the known ones.
+  void check_all_used() const { reader_.check_all_used(); }
+  const std::vector<OptionDoc>& docs() const { return docs_; }
+  const std::map<std::string, std::string>& effective() const { return reader_.effective(); }
+
+ private:
+  const std::string& owner() const { return owner_name_; }
+  core::OptionReader reader_;
+  std::vector<OptionDoc> docs_;
+  std::string owner_name_;
+};
+
+// Sorted, de-duplicated items of a context's history; an item outside
+// [0, num_items) is kInvalidArgument naming the model.
+inline std::vector<ItemIndex> history_item_set(const data::UserContext& context, int32_t num_items,
+                                               std::string_view model) {
+  std::vector<ItemIndex> items;
+  items.reserve(context.history.size());
+  for (const auto& e : context.history) {
+    if (e.item < 0 || e.item >= num_items)
+      FEWREC_THROW(kInvalidArgument, "model `{}`: history item index {} is outside the catalogue ({} items)",
+                   model, e.item, num_items);
+    items.push_back(e.item);
+  }
+  std::sort(items.begin(), items.end());
+  items.erase(std::unique(items.begin(), items.end()), items.end());
+  return items;
+}
+
+// kInvalidArgument when score() is called with mismatched buffers.
+inline void check_score_buffers(std::string_view model, size_t items, size_t out) {
+  if (items != out)
+    FEWREC_THROW(kInvalidArgument, "model `{}`: score() got {} items but an output of {} scores", model,
+                 items, out);
+}
+
+[[noreturn]] inline void throw_item_out_of_range(std::string_view model, ItemIndex item, int32_t num_items) {
+  FEWREC_THROW(kInvalidArgument, "model `{}`: item index {} is outside the catalogue ({} items)", model, item,
+               num_items);
+}
+
+}  // namespace fewrec::models

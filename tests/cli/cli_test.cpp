@@ -1,0 +1,174 @@
+// End-to-end tests of the `fewrec` binary: exit codes, messages, JSON output.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout + stderr
+};
+
+Run run(const std::string& args) {
+  std::string cmd = std::string(FEWREC_BINARY) + " " + args + " 2>&1";
+  Run r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("fewrec_cli_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+const std::string kSmall =
+    "--set data.synthetic.users=300 --set data.synthetic.items=150 -q ";
+
+}  // namespace
+
+TEST(Cli, ModelsListsBuiltins) {
+  auto r = run("models");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("popularity"));
+  EXPECT_THAT(r.out, HasSubstr("itemknn"));
+}
+
+TEST(Cli, UnknownModelListsKnownOnes) {
+  auto r = run("evaluate " + kSmall + "--set model.name=itemknm");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("unknown model `itemknm`"));
+  EXPECT_THAT(r.out, HasSubstr("itemknn"));
+  EXPECT_THAT(r.out, HasSubstr("popularity"));
+}
+
+TEST(Cli, UnknownConfigKeyIsNamed) {
+  auto r = run("evaluate " + kSmall + "--set split.sed=3");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("split.sed"));
+}
+
+TEST(Cli, UnknownModelOptionIsNamed) {
+  auto r = run("evaluate " + kSmall + "--set model.name=itemknn --set model.neighbours=5");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("neighbours"));
+}
+
+TEST(Cli, MissingDataPathIsAClearError) {
+  auto r = run("data stats -q --set data.format=movielens-100k --set data.path=/nonexistent/ml");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("/nonexistent/ml"));
+}
+
+TEST(Cli, BadConfigFileNamesTheFile) {
+  auto dir = temp_dir("badtoml");
+  std::ofstream(dir / "bad.toml") << "[data\nformat = 1\n";
+  auto r = run("evaluate -q --config " + (dir / "bad.toml").string());
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("bad.toml"));
+}
+
+TEST(Cli, EvaluateWritesProtocolAndMetrics) {
+  auto dir = temp_dir("eval");
+  auto r = run("evaluate " + kSmall + "--set model.name=itemknn --set eval.k=10 --json " +
+               (dir / "out.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = read_json(dir / "out.json");
+  ASSERT_TRUE(j.contains("protocol"));
+  ASSERT_TRUE(j.contains("metrics"));
+  for (const char* m : {"ndcg@10", "hr@10", "precision@10", "recall@10"}) {
+    ASSERT_TRUE(j["metrics"].contains(m)) << m;
+    double v = j["metrics"][m];
+    EXPECT_GE(v, 0.0);
+    EXPECT_LE(v, 1.0);
+  }
+  EXPECT_GT(j["metrics"]["ndcg@10"].get<double>(), 0.0);
+  EXPECT_THAT(r.out, HasSubstr("full ranking"));
+}
+
+TEST(Cli, TrainSaveLoadEvaluateGivesSameNumbers) {
+  auto dir = temp_dir("train");
+  auto model = (dir / "m.fwr").string();
+  auto r1 = run("train " + kSmall + "--set model.name=itemknn --evaluate -o " + model + " --json " +
+                (dir / "train.json").string());
+  ASSERT_EQ(r1.code, 0) << r1.out;
+  auto r2 = run("evaluate -q --model " + model + " --json " + (dir / "eval.json").string());
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  auto a = read_json(dir / "train.json")["evaluation"]["metrics"];
+  auto b = read_json(dir / "eval.json")["metrics"];
+  EXPECT_EQ(a.dump(), b.dump());
+}
+
+TEST(Cli, RecommendForNewUserAndKnownUser) {
+  auto dir = temp_dir("rec");
+  auto model = (dir / "m.fwr").string();
+  ASSERT_EQ(run("train " + kSmall + "--set model.name=itemknn -o " + model).code, 0);
+  auto r = run("recommend -m " + model + " --items i1,i2,i3 -k 5 --json " + (dir / "r.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = read_json(dir / "r.json");
+  ASSERT_EQ(j["recommendations"].size(), 5u);
+  for (const auto& rec : j["recommendations"]) {
+    EXPECT_NE(rec["item"], "i1");
+    EXPECT_NE(rec["item"], "i2");
+    EXPECT_NE(rec["item"], "i3");
+  }
+  auto r2 = run("recommend -m " + model + " --user u5 -k 3");
+  EXPECT_EQ(r2.code, 0) << r2.out;
+  auto r3 = run("recommend -m " + model + " --items nosuchitem");
+  EXPECT_EQ(r3.code, 2) << r3.out;
+  EXPECT_THAT(r3.out, HasSubstr("unknown item id nosuchitem"));
+  auto r4 = run("recommend -m " + model + " --user nosuchuser");
+  EXPECT_EQ(r4.code, 2) << r4.out;
+  EXPECT_THAT(r4.out, HasSubstr("unknown user `nosuchuser`"));
+}
+
+TEST(Cli, CorruptModelIsAClearError) {
+  auto dir = temp_dir("corrupt");
+  auto model = (dir / "m.fwr").string();
+  ASSERT_EQ(run("train " + kSmall + "--set model.name=popularity -o " + model).code, 0);
+  auto size = fs::file_size(model);
+  fs::resize_file(model, size / 2);
+  auto r = run("recommend -m " + model + " --items i1");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr(model));
+}
+
+TEST(Cli, DataSplitWritesFiles) {
+  auto dir = temp_dir("split");
+  auto r = run("data split " + kSmall + "--set split.kind=leave_one_out -o " + dir.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(fs::exists(dir / "train.csv"));
+  EXPECT_TRUE(fs::exists(dir / "test.csv"));
+  EXPECT_TRUE(fs::exists(dir / "split.json"));
+}
+
+TEST(Cli, ConfigListsDocumentedKeys) {
+  auto r = run("config");
+  ASSERT_EQ(r.code, 0) << r.out;
+  for (const char* k : {"data.path", "data.positive_threshold", "split.kind", "split.seed", "eval.k",
+                        "model.name", "train.threads"})
+    EXPECT_THAT(r.out, HasSubstr(k));
+}

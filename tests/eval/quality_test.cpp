@@ -1,0 +1,130 @@
+// Quality: trained models on synthetic data with planted structure, evaluated
+// by the full-ranking protocol. Item-KNN must beat popularity by a clear
+// margin, for warm users and for cold users adapting from a 5-shot support set.
+//
+// Measured (NDCG@10, full ranking, 1000 users x 500 items; data seeds 7/8/9 x
+// split seeds 42/43 — the tests use data 7, split 42):
+//   warm, random 0.8:  popularity 0.166-0.202, itemknn 0.275-0.302
+//                      (ratio 1.49-1.72, +0.099..+0.127)    -> assert >= 1.4x and +0.06
+//   cold users 5-shot: popularity 0.356-0.410
+//                      itemknn (defaults, alpha 0.5)  0.386-0.454 (ratio 1.06-1.15)
+//                      itemknn:alpha=0.8              0.416-0.487 (ratio 1.15-1.21,
+//                      +0.060..+0.081)                    -> assert >= 1.08x and +0.025
+// A broken itemknn that ranked by popularity would have ratio 1.0 and fail both.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "fewrec/data/split.h"
+#include "fewrec/data/synthetic.h"
+#include "fewrec/eval/evaluator.h"
+#include "fewrec/eval/metrics.h"
+#include "fewrec/models/registry.h"
+
+namespace fewrec::eval {
+namespace {
+
+struct Quality {
+  double ndcg = 0;
+  double hr = 0;
+  int64_t users = 0;
+};
+
+Quality run(const data::Split& split, const std::string& spec) {
+  auto model = models::model_registry().create(models::ModelSpec::parse(spec));
+  models::TrainOptions t;
+  t.seed = 42;
+  t.threads = 2;
+  model->fit(split.train, t, core::null_monitor());
+  EvalOptions o;
+  o.ks = {10};
+  o.threads = 2;
+  auto r = evaluate_split(*model, split, o);
+  std::printf("%s\n", r.table(spec).c_str());
+  return {r.metrics.at("ndcg@10"), r.metrics.at("hr@10"), r.num_users};
+}
+
+data::Dataset synthetic() {
+  data::SyntheticOptions s;
+  s.num_users = 1000;
+  s.num_items = 500;
+  s.seed = 7;
+  return data::make_synthetic(s);
+}
+
+TEST(Quality, ItemKnnBeatsPopularityOnWarmUsers) {
+  auto ds = synthetic();
+  data::SplitOptions so;
+  so.kind = data::SplitKind::kRandom;
+  so.train_fraction = 0.8;
+  so.seed = 42;
+  auto split = data::make_split(ds, so);
+  auto pop = run(split, "popularity");
+  auto knn = run(split, "itemknn");
+  std::printf("warm: popularity ndcg@10 %.4f hr@10 %.4f | itemknn ndcg@10 %.4f hr@10 %.4f\n",
+              pop.ndcg, pop.hr, knn.ndcg, knn.hr);
+  EXPECT_EQ(pop.users, knn.users);
+  EXPECT_GT(knn.users, 900);
+  EXPECT_GT(pop.ndcg, 0.0);
+  EXPECT_GE(knn.ndcg, 1.4 * pop.ndcg);
+  EXPECT_GE(knn.ndcg, pop.ndcg + 0.06);
+}
+
+TEST(Quality, ItemKnnBeatsPopularityOnFiveShotColdUsers) {
+  auto ds = synthetic();
+  data::SplitOptions so;
+  so.kind = data::SplitKind::kColdUsers;
+  so.cold_user_fraction = 0.2;
+  so.shots = 5;
+  so.seed = 42;
+  auto split = data::make_split(ds, so);
+  auto pop = run(split, "popularity");
+  // Cold users are new users: itemknn scores from the 5 support items only.
+  // alpha 0.8 (asymmetric cosine) leans towards popular neighbours, which
+  // pays off for the long query sets of 5-shot users.
+  auto knn = run(split, "itemknn:alpha=0.8");
+  std::printf("cold 5-shot: popularity ndcg@10 %.4f hr@10 %.4f | itemknn ndcg@10 %.4f hr@10 %.4f\n",
+              pop.ndcg, pop.hr, knn.ndcg, knn.hr);
+  EXPECT_GT(knn.users, 150);
+  EXPECT_GT(pop.ndcg, 0.0);
+  EXPECT_EQ(pop.users, knn.users);
+  EXPECT_GE(knn.ndcg, 1.08 * pop.ndcg);
+  EXPECT_GE(knn.ndcg, pop.ndcg + 0.025);
+}
+
+// The evaluator against an independent path: models::recommend (adapt +
+// score_all + top_k excluding the context's items) and the metric functions.
+// They differ only where ties straddle the top-10 cut (the evaluator ranks
+// tied relevant items last, top_k by index), which is rare with itemknn.
+TEST(Quality, EvaluatorAgreesWithRecommend) {
+  auto ds = synthetic();
+  data::SplitOptions so;
+  so.kind = data::SplitKind::kRandom;
+  so.seed = 42;
+  auto split = data::make_split(ds, so);
+  auto model = models::model_registry().create(models::ModelSpec::parse("itemknn"));
+  model->fit(split.train, models::TrainOptions{}, core::null_monitor());
+  EvalOptions o;
+  o.ks = {10};
+  auto r = evaluate_split(*model, split, o);
+  auto cases = make_cases(split);
+  ASSERT_EQ(static_cast<int64_t>(cases.size()), r.num_users);
+  double ndcg = 0, recall = 0;
+  for (const auto& c : cases) {
+    auto top = models::recommend(*model, c.context, 10, /*exclude_seen=*/true);
+    std::vector<uint8_t> hits;
+    for (const auto& [item, score] : top)
+      hits.push_back(std::binary_search(c.relevant.begin(), c.relevant.end(), item));
+    ndcg += ndcg_at_k(hits, static_cast<int64_t>(c.relevant.size()), 10);
+    recall += recall_at_k(hits, static_cast<int64_t>(c.relevant.size()), 10);
+  }
+  ndcg /= static_cast<double>(cases.size());
+  recall /= static_cast<double>(cases.size());
+  EXPECT_NEAR(r.metrics.at("ndcg@10"), ndcg, 2e-3);
+  EXPECT_NEAR(r.metrics.at("recall@10"), recall, 2e-3);
+  EXPECT_LE(r.metrics.at("ndcg@10"), ndcg + 1e-12);  // pessimistic ties never help
+}
+
+}  // namespace
+}  // namespace fewrec::eval
