@@ -1,5 +1,7 @@
 #include "fewrec/data/dataset.h"
 
+#include "fewrec/core/threads.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -210,53 +212,117 @@ FeatureTable FeatureTableBuilder::build(int32_t rows) && {
 
 Dataset::Dataset() : catalogue_(std::make_shared<Catalogue>()), offsets_(1, 0) {}
 
+void InteractionColumns::reserve(size_t n) {
+  users.reserve(n);
+  items.reserve(n);
+  timestamps.reserve(n);
+  values.reserve(n);
+  events.reserve(n);
+  weights.reserve(n);
+}
+
+void InteractionColumns::push_back(const Interaction& r) {
+  users.push_back(r.user);
+  items.push_back(r.item);
+  timestamps.push_back(r.timestamp);
+  values.push_back(r.value);
+  events.push_back(r.event);
+  weights.push_back(r.weight);
+}
+
+namespace {
+
+InteractionColumns to_columns(std::vector<Interaction> rows) {
+  InteractionColumns c;
+  c.reserve(rows.size());
+  for (const auto& r : rows) c.push_back(r);
+  return c;
+}
+
+// out[pos] = in[order[pos]]; frees `in`.
+template <class T>
+std::vector<T> permute(std::vector<T>&& in, const std::vector<uint32_t>& order) {
+  std::vector<T> out(order.size());
+  for (size_t pos = 0; pos < order.size(); ++pos) out[pos] = in[order[pos]];
+  std::vector<T>().swap(in);
+  return out;
+}
+
+}  // namespace
+
 Dataset::Dataset(std::shared_ptr<const Catalogue> catalogue, std::vector<Interaction> rows,
                  std::string name)
-    : catalogue_(std::move(catalogue)), name_(std::move(name)) {
+    : Dataset(from_columns(std::move(catalogue), to_columns(std::move(rows)), std::move(name))) {}
+
+Dataset Dataset::from_columns(std::shared_ptr<const Catalogue> catalogue, InteractionColumns c,
+                              std::string name) {
+  Dataset ds;
+  ds.catalogue_ = std::move(catalogue);
+  ds.name_ = std::move(name);
+  ds.build_from(std::move(c));
+  return ds;
+}
+
+void Dataset::build_from(InteractionColumns c) {
   FEWREC_ASSERT(catalogue_ != nullptr);
   const int32_t nu = catalogue_->users.size();
   const int32_t ni = catalogue_->items.size();
   const size_t ne = std::max<size_t>(1, static_cast<size_t>(catalogue_->event_types.size()));
-  const size_t n = rows.size();
+  const size_t n = c.users.size();
+  FEWREC_ASSERT(c.items.size() == n && c.timestamps.size() == n && c.values.size() == n &&
+                c.events.size() == n && c.weights.size() == n);
   for (size_t i = 0; i < n; ++i) {
-    const auto& r = rows[i];
-    FEWREC_CHECK(r.user >= 0 && r.user < nu, kInvalidArgument,
-                 "interaction {}: user index {} outside the catalogue ({} users)", i, r.user, nu);
-    FEWREC_CHECK(r.item >= 0 && r.item < ni, kInvalidArgument,
-                 "interaction {}: item index {} outside the catalogue ({} items)", i, r.item, ni);
-    FEWREC_CHECK(static_cast<size_t>(r.event) < ne, kInvalidArgument,
-                 "interaction {}: event type {} outside the catalogue ({} event types)", i, r.event,
-                 ne);
+    FEWREC_CHECK(c.users[i] >= 0 && c.users[i] < nu, kInvalidArgument,
+                 "interaction {}: user index {} outside the catalogue ({} users)", i, c.users[i], nu);
+    FEWREC_CHECK(c.items[i] >= 0 && c.items[i] < ni, kInvalidArgument,
+                 "interaction {}: item index {} outside the catalogue ({} items)", i, c.items[i], ni);
+    FEWREC_CHECK(static_cast<size_t>(c.events[i]) < ne, kInvalidArgument,
+                 "interaction {}: event type {} outside the catalogue ({} event types)", i,
+                 c.events[i], ne);
   }
-
-  // Counting sort by user (stable), then stable sort by time inside a user.
-  offsets_.assign(static_cast<size_t>(nu) + 1, 0);
-  for (const auto& r : rows) ++offsets_[static_cast<size_t>(r.user) + 1];
-  for (size_t u = 0; u < static_cast<size_t>(nu); ++u) offsets_[u + 1] += offsets_[u];
-  std::vector<int64_t> cursor(offsets_.begin(), offsets_.end() - 1);
   FEWREC_CHECK(n <= std::numeric_limits<uint32_t>::max(), kInvalidArgument,
                "too many interactions ({}) for one dataset", n);
+
+  // Counting sort by user (stable), then by time inside a user (ties keep
+  // input order: the sort key is (timestamp, input position)).
+  offsets_.assign(static_cast<size_t>(nu) + 1, 0);
+  for (UserIndex u : c.users) ++offsets_[static_cast<size_t>(u) + 1];
+  for (size_t u = 0; u < static_cast<size_t>(nu); ++u) offsets_[u + 1] += offsets_[u];
   std::vector<uint32_t> order(n);
-  for (size_t i = 0; i < n; ++i)
-    order[static_cast<size_t>(cursor[static_cast<size_t>(rows[i].user)]++)] = static_cast<uint32_t>(i);
-  auto by_time = [&](uint32_t a, uint32_t b) { return rows[a].timestamp < rows[b].timestamp; };
-  for (size_t u = 0; u < static_cast<size_t>(nu); ++u) {
-    auto b = offsets_[u], e = offsets_[u + 1];
-    if (e - b >= 2) std::stable_sort(order.begin() + b, order.begin() + e, by_time);
+  {
+    std::vector<int64_t> cursor(offsets_.begin(), offsets_.end() - 1);
+    for (size_t i = 0; i < n; ++i)
+      order[static_cast<size_t>(cursor[static_cast<size_t>(c.users[i])]++)] = static_cast<uint32_t>(i);
   }
-  items_.resize(n);
-  timestamps_.resize(n);
-  values_.resize(n);
-  events_.resize(n);
-  weights_.resize(n);
-  for (size_t pos = 0; pos < n; ++pos) {
-    const auto& r = rows[order[pos]];
-    items_[pos] = r.item;
-    timestamps_[pos] = r.timestamp;
-    values_[pos] = r.value;
-    events_[pos] = r.event;
-    weights_[pos] = r.weight;
-  }
+  std::vector<UserIndex>().swap(c.users);
+  // Timestamps in user order first (one gather), so the per-user time sort
+  // reads contiguous memory; then the other columns, gathered in parallel.
+  timestamps_ = permute(std::move(c.timestamps), order);
+  core::parallel_for(0, nu, n >= (1u << 20) ? 2 : 1, [&](int64_t ub, int64_t ue, int) {
+    std::vector<std::pair<int64_t, uint32_t>> keys;
+    for (int64_t u = ub; u < ue; ++u) {
+      const auto b = static_cast<size_t>(offsets_[u]), e = static_cast<size_t>(offsets_[u + 1]);
+      if (e - b < 2) continue;
+      if (std::is_sorted(timestamps_.begin() + b, timestamps_.begin() + e)) continue;
+      keys.clear();
+      for (size_t i = b; i < e; ++i) keys.emplace_back(timestamps_[i], order[i]);
+      std::sort(keys.begin(), keys.end());
+      for (size_t i = b; i < e; ++i) {
+        timestamps_[i] = keys[i - b].first;
+        order[i] = keys[i - b].second;
+      }
+    }
+  }, 1024);
+  core::parallel_for(0, 4, n >= (1u << 20) ? 2 : 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t col = b; col < e; ++col) {
+      switch (col) {
+        case 0: items_ = permute(std::move(c.items), order); break;
+        case 1: values_ = permute(std::move(c.values), order); break;
+        case 2: events_ = permute(std::move(c.events), order); break;
+        case 3: weights_ = permute(std::move(c.weights), order); break;
+      }
+    }
+  }, 1);
 }
 
 UserHistory Dataset::history(UserIndex user) const {
@@ -459,9 +525,9 @@ void DatasetBuilder::add(UserIndex user, ItemIndex item, int64_t timestamp, floa
 Dataset DatasetBuilder::build(std::string name) && {
   catalogue_->user_features = std::move(user_features_).build(catalogue_->users.size());
   catalogue_->item_features = std::move(item_features_).build(catalogue_->items.size());
-  Dataset ds(catalogue_, std::move(rows_), std::move(name));
+  Dataset ds = Dataset::from_columns(catalogue_, std::move(rows_), std::move(name));
   catalogue_ = std::make_shared<Catalogue>();
-  rows_.clear();
+  rows_ = InteractionColumns();
   return ds;
 }
 

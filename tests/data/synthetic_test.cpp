@@ -250,6 +250,24 @@ TEST(Synthetic, SameSeedSameDataOtherSeedOtherData) {
   EXPECT_NE(a.user_features().column("region").codes, c.user_features().column("region").codes);
 }
 
+// Users are generated from per-user streams, so a user's history does not
+// depend on how many users there are nor on the threads that made it (more
+// than 2048 users run in parallel).
+TEST(Synthetic, UserHistoriesDoNotDependOnTheNumberOfUsers) {
+  SyntheticOptions o;
+  o.num_users = 300;
+  const Dataset small = make_synthetic(o);
+  o.num_users = 5000;
+  const Dataset large = make_synthetic(o);
+  ASSERT_EQ(large.num_users(), 5000);
+  for (UserIndex u = 0; u < small.num_users(); ++u) {
+    ASSERT_TRUE(std::ranges::equal(small.history(u).items, large.history(u).items)) << u;
+    ASSERT_TRUE(std::ranges::equal(small.history(u).timestamps, large.history(u).timestamps)) << u;
+  }
+  EXPECT_EQ(small.item_features().column("title").texts,
+            large.item_features().column("title").texts);
+}
+
 TEST(Synthetic, SizesIdsAndFeatureColumns) {
   SyntheticOptions o;  // defaults: 1000 users x 500 items
   const Dataset d = make_synthetic(o);

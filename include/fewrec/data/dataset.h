@@ -107,6 +107,20 @@ struct Interaction {
   float weight = 1.0f;
 };
 
+// Interactions as separate columns (any order): what builders accumulate.
+// 26 bytes per interaction instead of 32 for a vector<Interaction>.
+struct InteractionColumns {
+  std::vector<UserIndex> users;
+  std::vector<ItemIndex> items;
+  std::vector<int64_t> timestamps;
+  std::vector<float> values;
+  std::vector<EventType> events;
+  std::vector<float> weights;
+  size_t size() const { return users.size(); }
+  void reserve(size_t n);
+  void push_back(const Interaction& r);
+};
+
 // Read-only view of one user's time-ordered history.
 struct UserHistory {
   std::span<const ItemIndex> items;
@@ -134,6 +148,10 @@ class Dataset {
   // input order. Every row's user / item must be inside the catalogue.
   Dataset(std::shared_ptr<const Catalogue> catalogue, std::vector<Interaction> rows,
           std::string name = "");
+  // Same from columns; each column is permuted into CSR order one at a time,
+  // so peak memory stays near 1.5x the columnar size.
+  static Dataset from_columns(std::shared_ptr<const Catalogue> catalogue,
+                              InteractionColumns columns, std::string name = "");
 
   const std::string& name() const { return name_; }
   int32_t num_users() const { return catalogue_->users.size(); }
@@ -188,6 +206,7 @@ class Dataset {
   nlohmann::json stats() const;
 
  private:
+  void build_from(InteractionColumns columns);
   std::shared_ptr<const Catalogue> catalogue_;
   std::string name_;
   std::vector<int64_t> offsets_;
@@ -215,7 +234,7 @@ class DatasetBuilder {
 
  private:
   std::shared_ptr<Catalogue> catalogue_;
-  std::vector<Interaction> rows_;
+  InteractionColumns rows_;
   FeatureTableBuilder user_features_;
   FeatureTableBuilder item_features_;
 };
