@@ -9,5 +9,8 @@ namespace fewrec::models {
 
 void register_popularity(ModelRegistry& registry);
 void register_itemknn(ModelRegistry& registry);
+void register_als(ModelRegistry& registry);
+void register_bpr(ModelRegistry& registry);
+void register_hybrid(ModelRegistry& registry);
 
 }  // namespace fewrec::models

@@ -33,6 +33,7 @@ struct ItemKnnOptions {
   double shrink = 5.0;
   double alpha = 0.5;
   bool normalize = false;
+  double popularity_prior = 1e-6;
 
   static ItemKnnOptions read(DocumentedOptions& o) {
     ItemKnnOptions p;
@@ -43,6 +44,10 @@ struct ItemKnnOptions {
                            "asymmetric cosine: divide c_hj by n_h^alpha * n_j^(1-alpha), h the history item (0.5 = cosine)", 0.0, 1.0);
     p.normalize = o.get_bool("normalize", p.normalize,
                              "divide each item's similarities by their sum over its k neighbours (rating-style; worse for top-N)");
+    p.popularity_prior = o.get_double(
+        "popularity_prior", p.popularity_prior,
+        "adds this weight times item popularity (count / max count) to every score: the default only breaks ties "
+        "and serves an empty history by popularity; larger values blend KNN with a popularity prior", 0.0);
     return p;
   }
 };
@@ -78,6 +83,16 @@ class ItemKnnModel final : public Model {
     std::vector<int64_t> item_offsets(static_cast<size_t>(num_items) + 1, 0);
     for (ItemIndex i : user_items) ++item_offsets[static_cast<size_t>(i) + 1];
     for (size_t i = 0; i < static_cast<size_t>(num_items); ++i) item_offsets[i + 1] += item_offsets[i];
+    {
+      int64_t max_count = 1;
+      for (size_t i = 0; i < static_cast<size_t>(num_items); ++i)
+        max_count = std::max(max_count, item_offsets[i + 1] - item_offsets[i]);
+      prior_.resize(static_cast<size_t>(num_items));
+      for (size_t i = 0; i < static_cast<size_t>(num_items); ++i)
+        prior_[i] = static_cast<float>(options_.popularity_prior *
+                                       static_cast<double>(item_offsets[i + 1] - item_offsets[i]) /
+                                       static_cast<double>(max_count));
+    }
     std::vector<UserIndex> item_users(user_items.size());
     {
       std::vector<int64_t> fill(item_offsets.begin(), item_offsets.end() - 1);
@@ -175,7 +190,7 @@ class ItemKnnModel final : public Model {
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
     auto state = std::make_unique<ItemKnnState>();
     state->seen = history_item_set(context, num_items(), name());
-    state->scores.assign(static_cast<size_t>(num_items()), 0.0f);
+    state->scores.assign(prior_.begin(), prior_.end());
     for (ItemIndex h : state->seen)
       for (int64_t r = offsets_[static_cast<size_t>(h)]; r < offsets_[static_cast<size_t>(h) + 1]; ++r)
         state->scores[static_cast<size_t>(neighbors_[static_cast<size_t>(r)])] +=
@@ -209,6 +224,7 @@ class ItemKnnModel final : public Model {
     writer.put_array<int64_t>(prefix + "offsets", offsets_);
     writer.put_array<int32_t>(prefix + "neighbors", neighbors_);
     writer.put_array<float>(prefix + "similarities", similarities_);
+    writer.put_array<float>(prefix + "prior", prior_);
   }
 
   static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader,
@@ -232,6 +248,10 @@ class ItemKnnModel final : public Model {
     model->neighbors_ = reader.get_array<int32_t>(prefix + "neighbors", total);
     model->similarities_ = reader.get_array<float>(prefix + "similarities", total);
     const auto n = static_cast<int32_t>(offsets.size() - 1);
+    model->prior_ = reader.get_array<float>(prefix + "prior", static_cast<size_t>(n));
+    for (float p : model->prior_)
+      if (!std::isfinite(p))
+        FEWREC_THROW(kCorrupt, "artifact {}: section `{}prior` holds a non-finite value", origin, prefix);
     for (size_t r = 0; r < total; ++r) {
       if (model->neighbors_[r] < 0 || model->neighbors_[r] >= n)
         FEWREC_THROW(kCorrupt, "artifact {}: section `{}neighbors` holds item {} outside the {} items", origin,
@@ -271,6 +291,7 @@ class ItemKnnModel final : public Model {
   std::vector<int64_t> offsets_;
   std::vector<ItemIndex> neighbors_;
   std::vector<float> similarities_;
+  std::vector<float> prior_;  // popularity_prior * count / max count, per item
 };
 
 std::unique_ptr<Model> create_itemknn(const ModelSpec& spec) {

@@ -62,6 +62,9 @@ void register_builtin_models(ModelRegistry& registry) {
   // The one place built-in models are added.
   register_popularity(registry);
   register_itemknn(registry);
+  register_als(registry);
+  register_bpr(registry);
+  register_hybrid(registry);
 }
 
 }  // namespace fewrec::models
