@@ -24,9 +24,14 @@ demo: build
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
+# Benchmarks write JSON into out/. BENCH_ARGS=--quick skips the largest sets.
+BENCH_ARGS ?=
 bench: build
 	@mkdir -p out
-	$(BUILD_DIR)/bench/bench_readers --out out/bench_readers.json
+	@for b in $(BUILD_DIR)/bench/bench_*; do \
+	  name=$$(basename $$b); echo "== $$name"; \
+	  $$b --out out/$$name.json $(BENCH_ARGS) || exit 1; \
+	done
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -44,7 +44,7 @@ struct Args {
 
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "bench_readers: " << problem << "\n"
-            << "usage: bench_readers [--out FILE.json] [--rows N[,N...]] [--tmp DIR] [--keep]\n";
+            << "usage: bench_readers [--out FILE.json] [--rows N[,N...]] [--tmp DIR] [--keep] [--quick]\n";
   std::exit(2);
 }
 
@@ -59,6 +59,8 @@ Args parse_args(int argc, char** argv) {
     };
     if (arg == "--out") {
       a.out = value();
+    } else if (arg == "--quick") {
+      if (!rows_given) a.rows = {1000000};
     } else if (arg == "--rows") {
       if (!rows_given) a.rows.clear();
       rows_given = true;

@@ -410,7 +410,7 @@ int cmd_demo() {
   std::vector<std::string> cols;
   for (int k : opts.eval.ks)
     for (const auto& m : {"ndcg", "hr", "recall", "precision"}) cols.push_back(fmt::format("{}@{}", m, k));
-  std::printf("-- warm users --\n%s\n", results.front().second.to_json()["protocol"].dump().c_str());
+  std::printf("-- warm users --\n");
   std::printf("%s\n", eval::comparison_table(results, cols).c_str());
 
   // 2. Cold users, N-shot: held-out users reveal their first N interactions.
@@ -477,6 +477,155 @@ int cmd_demo() {
   return 0;
 }
 
+// ---- fewrec fewshot ------------------------------------------------------
+
+struct CurveStats {
+  std::vector<std::vector<double>> runs;  // per seed: values per point
+};
+
+nlohmann::json mean_std(const std::vector<std::vector<double>>& runs) {
+  nlohmann::json mean = nlohmann::json::array(), sd = nlohmann::json::array();
+  if (runs.empty()) return {{"mean", mean}, {"std", sd}};
+  for (size_t p = 0; p < runs[0].size(); ++p) {
+    double m = 0;
+    for (const auto& r : runs) m += r[p];
+    m /= static_cast<double>(runs.size());
+    double v = 0;
+    for (const auto& r : runs) v += (r[p] - m) * (r[p] - m);
+    v = runs.size() > 1 ? v / static_cast<double>(runs.size() - 1) : 0.0;
+    mean.push_back(m);
+    sd.push_back(std::sqrt(v));
+  }
+  return {{"mean", mean}, {"std", sd}};
+}
+
+std::string fmt_cell(const nlohmann::json& ms, size_t p, bool with_std) {
+  double m = ms["mean"][p];
+  if (!with_std) return fmt::format("{:.4f}", m);
+  return fmt::format("{:.4f}±{:.3f}", m, ms["std"][p].get<double>());
+}
+
+int cmd_fewshot() {
+  core::Config base;
+  base.set("model.name", std::vector<std::string>{"popularity", "itemknn"});
+  auto config = build_config(g_flags.common, std::move(base));
+  auto opts = read_run_options(config, true);
+  bool do_users = opts.fewshot_cold_users;
+  bool do_items = opts.fewshot_cold_items;
+  auto seeds = opts.fewshot_seeds;
+  config.check_all_used();
+  if (seeds.empty()) seeds.push_back(static_cast<int64_t>(opts.split.seed));
+  std::vector<int> shots;
+  for (auto n : opts.shots) {
+    if (n < 0) FEWREC_THROW(kInvalidArgument, "eval.shots must be >= 0, got {}", n);
+    shots.push_back(static_cast<int>(n));
+  }
+  if (shots.empty()) FEWREC_THROW(kInvalidArgument, "eval.shots is empty");
+  std::sort(shots.begin(), shots.end());
+  shots.erase(std::unique(shots.begin(), shots.end()), shots.end());
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  nlohmann::json info;
+  auto ds = load_data(opts, monitor, &info);
+  eval::EvalOptions eopts = opts.eval;
+  for (int k : {10, 20})
+    if (std::find(eopts.ks.begin(), eopts.ks.end(), k) == eopts.ks.end()) eopts.ks.push_back(k);
+  std::sort(eopts.ks.begin(), eopts.ks.end());
+  const std::vector<std::string> metrics = {"ndcg@10", "hr@10", "recall@20"};
+  const bool with_std = seeds.size() > 1;
+  nlohmann::json out{{"data", info}, {"seeds", seeds}, {"models", nlohmann::json::array()}};
+  for (const auto& m : opts.models) out["models"].push_back(m.to_string());
+
+  if (do_users) {
+    data::SplitOptions cold = opts.split;
+    cold.kind = data::SplitKind::kColdUsers;
+    if (cold.min_history == 0) cold.min_history = shots.back() + 1;
+    // model -> metric -> runs
+    std::map<std::string, std::map<std::string, std::vector<std::vector<double>>>> runs;
+    nlohmann::json protocol;
+    for (int64_t seed : seeds) {
+      cold.seed = static_cast<uint64_t>(seed);
+      auto base_split = data::make_cold_user_split(ds, cold, shots.front());
+      for (const auto& spec : opts.models) {
+        auto model = train_model(spec, base_split, opts, monitor);
+        std::map<std::string, std::vector<double>> row;
+        for (int n : shots) {
+          auto s = data::make_cold_user_split(ds, cold, n);
+          auto r = eval::evaluate_split(*model, s, eopts, monitor);
+          for (const auto& m : metrics) row[m].push_back(r.metrics.count(m) ? r.metrics.at(m) : NAN);
+          if (protocol.is_null() || n == shots.front()) {
+            protocol = r.protocol;
+            protocol["split"]["shots"] = shots;
+          }
+        }
+        for (const auto& m : metrics) runs[spec.to_string()][m].push_back(row[m]);
+      }
+    }
+    nlohmann::json cu{{"protocol", protocol}, {"shots", shots}, {"models", nlohmann::json::object()}};
+    std::printf("== cold users, N-shot: %.0f%% of users with >= %d interactions held out; support = their first N "
+                "interactions by time, query = the rest; full ranking excluding the support; %zu seed%s ==\n",
+                cold.cold_user_fraction * 100, cold.min_history, seeds.size(), seeds.size() > 1 ? "s" : "");
+    for (const auto& m : metrics) {
+      std::printf("%s\n  %-28s", m.c_str(), "model");
+      for (int n : shots) std::printf(" %*s", with_std ? 14 : 8, fmt::format("N={}", n).c_str());
+      std::printf("\n");
+      for (const auto& spec : opts.models) {
+        auto ms = mean_std(runs[spec.to_string()][m]);
+        cu["models"][spec.to_string()][m] = ms;
+        std::printf("  %-28s", spec.to_string().c_str());
+        for (size_t p = 0; p < shots.size(); ++p)
+          std::printf(" %*s", with_std ? 14 : 8, fmt_cell(ms, p, with_std).c_str());
+        std::printf("\n");
+      }
+    }
+    out["cold_users"] = cu;
+  }
+
+  if (do_items) {
+    data::SplitOptions cold = opts.split;
+    cold.kind = data::SplitKind::kColdItems;
+    eval::EvalOptions iopts = eopts;
+    iopts.candidates = "cold_items";
+    iopts.auc = true;
+    std::vector<std::string> imetrics = {"auc", "ndcg@10", "hr@10", "recall@20"};
+    std::map<std::string, std::map<std::string, std::vector<std::vector<double>>>> runs;
+    nlohmann::json protocol;
+    for (int64_t seed : seeds) {
+      cold.seed = static_cast<uint64_t>(seed);
+      auto split = data::make_split(ds, cold);
+      for (const auto& spec : opts.models) {
+        auto model = train_model(spec, split, opts, monitor);
+        auto r = eval::evaluate_split(*model, split, iopts, monitor);
+        protocol = r.protocol;
+        for (const auto& m : imetrics)
+          runs[spec.to_string()][m].push_back({r.metrics.count(m) ? r.metrics.at(m) : NAN});
+      }
+    }
+    nlohmann::json ci{{"protocol", protocol}, {"models", nlohmann::json::object()}};
+    std::printf("\n== cold items: %.0f%% of items (%s) held out of training; each user's held-out items ranked among "
+                "the held-out items from content only; %zu seed%s ==\n",
+                cold.cold_item_fraction * 100, cold.cold_items_newest ? "newest" : "random", seeds.size(),
+                seeds.size() > 1 ? "s" : "");
+    std::printf("  %-28s", "model");
+    for (const auto& m : imetrics) std::printf(" %*s", with_std ? 14 : 10, m.c_str());
+    std::printf("\n");
+    for (const auto& spec : opts.models) {
+      std::printf("  %-28s", spec.to_string().c_str());
+      for (const auto& m : imetrics) {
+        auto ms = mean_std(runs[spec.to_string()][m]);
+        ci["models"][spec.to_string()][m] = ms;
+        std::printf(" %*s", with_std ? 14 : 10, fmt_cell(ms, 0, with_std).c_str());
+      }
+      std::printf("\n");
+    }
+    out["cold_items"] = ci;
+  }
+  out["peak_rss_bytes"] = core::peak_rss_bytes();
+  std::printf("\npeak RSS %.1f MB\n", static_cast<double>(core::peak_rss_bytes()) / 1e6);
+  out["config"] = config.effective();
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
 }  // namespace
 
 void register_commands(CLI::App& app) {
@@ -517,6 +666,11 @@ void register_commands(CLI::App& app) {
   recommend->add_option("-i,--items", f.items, "comma-separated item ids: a new user's history");
   recommend->add_option("-k", f.k, "number of recommendations")->capture_default_str();
   g_handlers[recommend] = cmd_recommend;
+
+  auto* fewshot = app.add_subcommand(
+      "fewshot", "cold-user N-shot curves and the cold-item protocol for every model in model.name");
+  add_common(fewshot, f.common);
+  g_handlers[fewshot] = cmd_fewshot;
 
   auto* demo = app.add_subcommand("demo", "end-to-end run on the built-in synthetic data");
   add_common(demo, f.common);

@@ -85,6 +85,10 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
   o.eval = eval::EvalOptions::from_config(config);
   o.shots = config.get_int_list("eval.shots", {0, 1, 3, 5, 10, 20},
                                 "support-set sizes N of the cold-user N-shot curve (fewrec fewshot / demo)");
+  o.fewshot_cold_users = config.get_bool("fewshot.cold_users", true, "fewrec fewshot: run the cold-user N-shot protocol");
+  o.fewshot_cold_items = config.get_bool("fewshot.cold_items", true, "fewrec fewshot: run the cold-item protocol");
+  o.fewshot_seeds = config.get_int_list(
+      "fewshot.seeds", {}, "fewrec fewshot: split seeds to average over (default: split.seed); mean and spread reported");
   if (need_model) o.models = model_specs_from_config(config);
   return o;
 }

@@ -33,6 +33,9 @@ struct RunOptions {
   models::TrainOptions train;
   eval::EvalOptions eval;
   std::vector<int64_t> shots;           // fewshot curve (eval.shots)
+  bool fewshot_cold_users = true;       // fewshot.cold_users
+  bool fewshot_cold_items = true;       // fewshot.cold_items
+  std::vector<int64_t> fewshot_seeds;   // fewshot.seeds
 };
 
 // Reads all sections; `need_model` false skips model.* (data commands).
