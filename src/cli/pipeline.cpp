@@ -65,7 +65,12 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
     FEWREC_THROW(kInvalidArgument, "config key `data.format`: unknown format `{}`; known: {}",
                  o.data_format, core::join(data_formats(), ", "));
   o.synthetic = data::SyntheticOptions::from_config(config);
-  if (o.data_format != "synthetic") o.read = data::ReadOptions::from_config(config);
+  if (o.data_format != "synthetic") {
+    o.read = data::ReadOptions::from_config(config);
+    // Re-read so the documented default is the CLI's (synthetic), not the reader's.
+    config.get_string("data.format", "synthetic",
+                      "synthetic | movielens-100k | movielens-1m | movielens-latest | csv | tsv | jsonl");
+  }
   o.preprocess = data::PreprocessOptions::from_config(config);
 
   std::string kind = config.get_string(

@@ -1,5 +1,8 @@
 // Evaluation of a model on a split: full ranking (default) or sampled
 // negatives, averaged over users (full) or (user, test item) pairs (sampled).
+// Full ranking can be restricted to a candidate set (options.candidate_items;
+// the cold-item protocol ranks among the split's held-out items): the ranking,
+// the relevant items and the AUC pairs are then all taken inside that set.
 //
 // Ties. A model that gives equal scores must not gain from it, so ties are
 // resolved against the relevant items everywhere a rank is computed:
@@ -42,7 +45,7 @@ namespace {
 using data::ItemIndex;
 
 const std::vector<std::string>& candidate_kinds() {
-  static const std::vector<std::string> kinds = {"full", "sampled"};
+  static const std::vector<std::string> kinds = {"full", "sampled", "cold_items"};
   return kinds;
 }
 
@@ -81,6 +84,10 @@ void validate(const EvalOptions& o) {
     FEWREC_THROW(kInvalidArgument, "eval.negative_sampler: unknown value `{}`{}; valid: {}",
                  o.negative_sampler, hint(o.negative_sampler, sampler_kinds()),
                  core::join(sampler_kinds(), ", "));
+  FEWREC_CHECK(o.candidates != "sampled" || o.candidate_items.empty(), kInvalidArgument,
+               "eval.candidates=sampled ranks against sampled negatives; a candidate item set ({} items) "
+               "applies to full ranking only",
+               o.candidate_items.size());
   FEWREC_CHECK(o.num_negatives > 0, kInvalidArgument,
                "eval.num_negatives must be positive, got {}", o.num_negatives);
   for (size_t i = 0; i < o.history_buckets.size(); ++i) {
@@ -109,6 +116,13 @@ std::vector<ItemIndex> set_difference(std::span<const ItemIndex> a, std::span<co
   std::vector<ItemIndex> out;
   out.reserve(a.size());
   std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+std::vector<ItemIndex> set_intersection(std::span<const ItemIndex> a, std::span<const ItemIndex> b) {
+  std::vector<ItemIndex> out;
+  out.reserve(std::min(a.size(), b.size()));
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
   return out;
 }
 
@@ -202,9 +216,11 @@ void check_items(std::span<const ItemIndex> items, int32_t n, const char* what) 
                  n);
 }
 
+// Ranks `pool` (every item when empty) minus `exclude`; `relevant` must lie in it.
 void eval_full(const models::Model& model, const models::UserState& state,
                std::span<const ItemIndex> relevant, std::span<const ItemIndex> exclude,
-               const Slots& slots, Workspace& ws, CaseOutcome& out) {
+               std::span<const ItemIndex> pool, const Slots& slots, Workspace& ws,
+               CaseOutcome& out) {
   const int32_t n = model.num_items();
   ws.scores.resize(static_cast<size_t>(n));
   model.score_all(state, ws.scores);
@@ -212,11 +228,16 @@ void eval_full(const models::Model& model, const models::UserState& state,
   for (ItemIndex r : relevant) ws.relevant[r] = 1;
 
   ws.candidates.clear();
-  size_t e = 0;
-  for (ItemIndex i = 0; i < n; ++i) {
-    while (e < exclude.size() && exclude[e] < i) ++e;
-    if (e < exclude.size() && exclude[e] == i) continue;
-    ws.candidates.push_back(i);
+  if (pool.empty()) {
+    size_t e = 0;
+    for (ItemIndex i = 0; i < n; ++i) {
+      while (e < exclude.size() && exclude[e] < i) ++e;
+      if (e < exclude.size() && exclude[e] == i) continue;
+      ws.candidates.push_back(i);
+    }
+  } else {
+    std::set_difference(pool.begin(), pool.end(), exclude.begin(), exclude.end(),
+                        std::back_inserter(ws.candidates));
   }
   const float* sc = ws.scores.data();
   const uint8_t* rel = ws.relevant.data();
@@ -367,13 +388,18 @@ std::string protocol_line(const nlohmann::json& p) {
     if (!s.empty()) parts.push_back(s);
   }
   const std::string exclusions = p.value("exclusions", std::string("none"));
-  if (p.value("candidates", std::string("full")) == "sampled") {
+  const std::string candidates = p.value("candidates", std::string("full"));
+  const std::string excl = exclusions == "none" ? "nothing excluded" : exclusions + " excluded";
+  if (candidates == "sampled") {
     parts.push_back(fmt::format("sampled: each test item vs {} {} negatives the user never "
                                 "interacted with, ties count against it",
                                 p.value("num_negatives", 0),
                                 p.value("negative_sampler", std::string("uniform"))));
+  } else if (p.contains("num_candidates")) {
+    parts.push_back(fmt::format("ranking among the {} {} items (of {}), {}", p.value("num_candidates", 0),
+                                candidates == "cold_items" ? "held-out" : "candidate",
+                                p.value("num_items", 0), excl));
   } else {
-    std::string excl = exclusions == "none" ? "nothing excluded" : exclusions + " excluded";
     parts.push_back(fmt::format("full ranking over {} items, {}", p.value("num_items", 0), excl));
   }
   std::string users = fmt::format("{} users", p.value("users", 0));
@@ -405,8 +431,9 @@ EvalOptions EvalOptions::from_config(core::Config& config) {
       "ranking metrics: " + core::join(ranking_metric_names(), ", ") + " (auc has no K)");
   o.auc = config.get_bool("eval.auc", o.auc, "also compute AUC over the full ranking (slower)");
   o.candidates = config.get_string("eval.candidates", o.candidates,
-                                   "candidates: full (every item) or sampled (test item vs "
-                                   "sampled negatives)");
+                                   "candidates: full (every item), sampled (test item vs "
+                                   "sampled negatives) or cold_items (rank among the split's "
+                                   "held-out items; needs split.kind=cold_items)");
   o.num_negatives = to_int(config.get_int("eval.num_negatives", o.num_negatives,
                                           "sampled candidates: negatives per test item"),
                            "eval.num_negatives");
@@ -473,6 +500,15 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
   const Slots slots(options);
   const bool sampled = options.candidates == "sampled";
   const int32_t n = model.num_items();
+  // Full ranking among these items only (empty = every item).
+  const std::vector<ItemIndex> pool = sorted_unique(options.candidate_items);
+  const bool restricted = !pool.empty();
+  FEWREC_CHECK(options.candidates != "cold_items" || restricted, kInvalidArgument,
+               "eval.candidates=cold_items needs the held-out items as candidate_items "
+               "(evaluate_split takes them from a split.kind=cold_items split)");
+  for (ItemIndex i : pool)
+    FEWREC_CHECK(i >= 0 && i < n, kInvalidArgument,
+                 "candidate item {} is outside the model's catalogue ({} items)", i, n);
   std::optional<data::NegativeSampler> sampler;
   if (sampled) sampler.emplace(train, data::parse_negative_kind(options.negative_sampler));
 
@@ -494,6 +530,11 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
             // Relevant items that are excluded cannot be ranked: not counted.
             std::vector<ItemIndex> targets =
                 options.exclude_train ? set_difference(relevant, exclude) : relevant;
+            // Nor can relevant items outside the candidate set.
+            if (restricted && !targets.empty()) {
+              check_items(targets, n, "relevant");
+              targets = set_intersection(targets, pool);
+            }
             if (targets.empty()) {
               progress.advance();
               continue;
@@ -513,7 +554,7 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
               const std::span<const ItemIndex> excl =
                   options.exclude_train ? std::span<const ItemIndex>(exclude)
                                         : std::span<const ItemIndex>();
-              eval_full(model, *state, targets, excl, slots, ws, out);
+              eval_full(model, *state, targets, excl, pool, slots, ws, out);
             }
             progress.advance();
           }
@@ -554,6 +595,12 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
     p["pairs"] = total.units;
   } else {
     p["num_items"] = n;
+    if (restricted) {
+      p["num_candidates"] = pool.size();
+      p["candidate_items"] = options.candidates == "cold_items"
+                                 ? "the split's held-out (cold) items only"
+                                 : "a given subset of the catalogue only";
+    }
     p["ties"] = "non-relevant items rank first among equal scores (pessimistic)";
     p["averaging"] = "users";
   }
@@ -577,8 +624,22 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
 
 EvalResult evaluate_split(const models::Model& model, const data::Split& split,
                           const EvalOptions& options, core::Monitor& monitor) {
+  EvalOptions eval_options = options;
+  if (options.candidates == "cold_items") {
+    if (split.cold_items.empty()) {
+      if (split.options.kind != data::SplitKind::kColdItems)
+        FEWREC_THROW(kInvalidArgument,
+                     "eval.candidates=cold_items needs split.kind=cold_items (split.kind={} holds out "
+                     "no items)",
+                     data::split_kind_name(split.options.kind));
+      FEWREC_THROW(kInvalidArgument,
+                   "eval.candidates=cold_items: the cold_items split holds out no items (no "
+                   "interactions?)");
+    }
+    eval_options.candidate_items = split.cold_items;
+  }
   auto cases = make_cases(split, options.exclude_train);
-  auto r = evaluate(model, cases, split.train, options, monitor);
+  auto r = evaluate(model, cases, split.train, eval_options, monitor);
   nlohmann::json desc = split.describe();
   if (!desc.is_object()) desc = nlohmann::json::object();
   // Make sure the description names the options the protocol line needs.

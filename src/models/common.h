@@ -37,6 +37,11 @@ class DocumentedOptions {
     docs_.push_back({key, def ? "true" : "false", std::string(doc)});
     return reader_.get_bool(key, def, doc);
   }
+  // A free-form string option (the caller validates it).
+  std::string get_string(const std::string& key, const std::string& def, std::string_view doc) {
+    docs_.push_back({key, def, std::string(doc)});
+    return reader_.get_string(key, def, doc);
+  }
   // A string option restricted to `choices` (error lists them).
   std::string get_choice(const std::string& key, const std::string& def,
                          const std::vector<std::string>& choices, std::string_view doc) {

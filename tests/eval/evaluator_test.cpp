@@ -581,6 +581,241 @@ TEST(Evaluate, ColdUserSplit) {
   EXPECT_THAT(r.table(), HasSubstr("support items excluded"));
 }
 
+// ---- cold-item candidates ------------------------------------------------------
+//
+// 8 items; items {1, 4, 6, 7} are held out (cold), the rest are warm.
+// scores: [0.9, 0.5, 0.8, 0.7, 0.3, 0.6, 0.4, 0.2]
+//   -> the cold items rank 1 (.5), 6 (.4), 4 (.3), 7 (.2) among themselves,
+//      and the warm items 0, 2, 3, 5 (.9, .8, .7, .6) score above all of them.
+//   u0: train {0, 2}  test {6}
+//   u1: train {3}     test {1, 7}
+//   u2: train {0, 5}  test {4}
+//   u3: train {2}     no test (skipped)
+data::Split tiny_cold_item_split() {
+  Rows r;
+  r.train = {row(0, 0, 1), row(0, 2, 2), row(1, 3, 1), row(2, 0, 1), row(2, 5, 2), row(3, 2, 1)};
+  r.test = {row(0, 6, 5), row(1, 1, 5), row(1, 7, 6), row(2, 4, 5)};
+  auto s = build_split(r, data::SplitKind::kColdItems, 4, 8);
+  s.cold_items = {1, 4, 6, 7};
+  return s;
+}
+
+std::vector<float> tiny_cold_scores() { return {0.9f, 0.5f, 0.8f, 0.7f, 0.3f, 0.6f, 0.4f, 0.2f}; }
+
+EvalOptions cold_k2_options(int threads = 1) {
+  EvalOptions o = k2_options(threads);
+  o.candidates = "cold_items";
+  return o;
+}
+
+TEST(Evaluate, ColdItemCandidatesOracle) {
+  auto split = tiny_cold_item_split();
+  FixedModel model(tiny_cold_scores());
+  auto r = evaluate_split(model, split, cold_k2_options());
+  // Every user ranks the 4 cold items (no train item is cold): 1, 6, 4, 7.
+  // u0: R=1 {6}     hits@2 [0,1]: HR 1, P 1/2, R 1,   NDCG 1/log2 3,        MRR 1/2, MAP 1/2
+  //     AUC: 6 (.4) vs negatives 1, 4, 7 (.5, .3, .2) -> 2/3
+  // u1: R=2 {1, 7}  hits@2 [1,0]: HR 1, P 1/2, R 1/2, NDCG 1/(1 + 1/log2 3), MRR 1,   MAP 1/2
+  //     AUC: 1 beats 6, 4; 7 beats neither -> 2/4
+  // u2: R=1 {4}     hits@2 [0,0]: all 0;  AUC: 4 (.3) beats 7 only of 1, 6, 7 -> 1/3
+  EXPECT_EQ(r.num_users, 3);
+  EXPECT_NEAR(r.metrics.at("hr@2"), 2.0 / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("precision@2"), (0.5 + 0.5 + 0) / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("recall@2"), (1 + 0.5 + 0) / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("ndcg@2"), (disc(1) + 1 / (disc(0) + disc(1)) + 0) / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("mrr@2"), (0.5 + 1 + 0) / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("map@2"), (0.5 + 0.5 + 0) / 3, kTol);
+  EXPECT_NEAR(r.metrics.at("auc"), (2.0 / 3 + 0.5 + 1.0 / 3) / 3, kTol);
+  EXPECT_EQ(r.metrics.size(), 7u);
+  ASSERT_TRUE(r.groups.count("cold_items"));
+  EXPECT_EQ(r.groups.at("cold_items").at("users"), 3);
+
+  EXPECT_EQ(r.protocol["candidates"], "cold_items");
+  EXPECT_EQ(r.protocol["num_candidates"], 4);
+  EXPECT_EQ(r.protocol["num_items"], 8);
+  EXPECT_EQ(r.protocol["exclusions"], "train items");
+  EXPECT_EQ(r.protocol["split"]["kind"], "cold_items");
+  EXPECT_THAT(r.protocol["candidate_items"].get<std::string>(), HasSubstr("held-out"));
+  EXPECT_THAT(r.table(), HasSubstr("protocol: cold_items split 0.2 of items (newest) (seed 42) | ranking "
+                                   "among the 4 held-out items (of 8), train items excluded | 3 users | K=2"));
+  // The restriction matters: over the whole catalogue the warm items crowd the
+  // top 2 (u0: 3, 5; u1: 0, 2; u2: 2, 3) and the AUC pairs include them.
+  EvalOptions full = k2_options();
+  auto f = evaluate_split(model, split, full);
+  EXPECT_NEAR(f.metrics.at("hr@2"), 0.0, kTol);
+  // u0: 6 beats 4, 7 of 1, 3, 4, 5, 7 -> 2/5; u1: 1 beats 6, 4 and 7 nothing of
+  // 0, 2, 4, 5, 6 -> 2/10; u2: 4 beats 7 of 1, 2, 3, 6, 7 -> 1/5.
+  EXPECT_NEAR(f.metrics.at("auc"), (0.4 + 0.2 + 0.2) / 3, kTol);
+  EXPECT_FALSE(f.protocol.contains("num_candidates"));
+  EXPECT_THAT(f.table(), HasSubstr("full ranking over 8 items"));
+
+  // Only cold items are scored against each other: same numbers with every
+  // warm item's score changed.
+  auto warm_changed = tiny_cold_scores();
+  for (int i : {0, 2, 3, 5}) warm_changed[static_cast<size_t>(i)] = 0.45f + 0.01f * static_cast<float>(i);
+  FixedModel other(warm_changed);
+  auto r2 = evaluate_split(other, split, cold_k2_options());
+  EXPECT_EQ(r2.metrics, r.metrics);
+}
+
+TEST(Evaluate, ColdItemCandidatesKeepExclusionsAndTies) {
+  // Built directly: candidate set {1, 4, 6, 7}; the excluded item 1 (as if
+  // the user had seen it) leaves {4, 6, 7}; relevant items outside the set do
+  // not count, and a user with none inside is skipped.
+  std::vector<EvalCase> cases(3);
+  cases[0].relevant = {3, 6};  // 3 is not a candidate
+  cases[0].exclude = {0, 1};
+  cases[1].relevant = {4, 7};
+  cases[2].relevant = {0, 2};  // no candidate: skipped
+  for (auto& c : cases) c.context.user = 0;
+  EvalOptions o = k2_options();
+  o.candidate_items = {7, 1, 6, 4, 6};  // sorted and de-duplicated by evaluate
+  FixedModel model(tiny_cold_scores());
+  auto r = evaluate(model, cases, data::Dataset(), o);
+  EXPECT_EQ(r.num_users, 2);
+  // case 0: ranks 6 (.4), 4 (.3), 7 (.2) -> hit at rank 0, R=1: HR 1, NDCG 1, AUC 1.
+  // case 1: ranks 1 (.5), 6 (.4), 4, 7 -> hits@2 [0,0]; AUC: 4 and 7 beat neither 1 nor 6 -> 0.
+  EXPECT_NEAR(r.metrics.at("hr@2"), 0.5, kTol);
+  EXPECT_NEAR(r.metrics.at("ndcg@2"), 0.5, kTol);
+  EXPECT_NEAR(r.metrics.at("auc"), (1 + 0) / 2.0, kTol);
+  EXPECT_EQ(r.protocol["candidates"], "full");
+  EXPECT_EQ(r.protocol["num_candidates"], 4);
+  EXPECT_THAT(r.table(), HasSubstr("ranking among the 4 candidate items (of 8)"));
+
+  std::vector<float> flat(8, 0.5f);
+  FixedModel constant(flat);
+  auto t = evaluate(constant, cases, data::Dataset(), o);
+  // All tied: relevant items go last. case 0: 6 after 4, 7 -> rank 2, no hit;
+  // case 1: 4, 7 after 1, 6 -> no hit. AUC 1/2 each.
+  EXPECT_NEAR(t.metrics.at("hr@2"), 0.0, kTol);
+  EXPECT_NEAR(t.metrics.at("auc"), 0.5, kTol);
+}
+
+// Brute force: 0-based positions of the relevant items when `candidates` are
+// sorted by score, ties against relevant items.
+std::vector<int64_t> brute_positions(const std::vector<float>& s, const std::vector<ItemIndex>& candidates,
+                                     const std::set<ItemIndex>& relevant) {
+  std::vector<int64_t> pos;
+  for (ItemIndex r : relevant) {
+    int64_t p = 0;
+    for (ItemIndex c : candidates) {
+      if (c == r) continue;
+      if (relevant.count(c)) p += s[c] > s[r] || (s[c] == s[r] && c < r);
+      else p += s[c] >= s[r];
+    }
+    pos.push_back(p);
+  }
+  return pos;
+}
+
+TEST(Evaluate, ColdItemCandidatesMatchBruteForceOnAMadeSplit) {
+  data::DatasetBuilder b;
+  for (int u = 0; u < 120; ++u) b.user("u" + std::to_string(u));
+  for (int i = 0; i < 60; ++i) b.item("i" + std::to_string(i));
+  core::Rng rng(5);
+  for (int u = 0; u < 120; ++u)
+    for (int j = 0; j < 12; ++j)
+      b.add(u, static_cast<ItemIndex>(core::uniform_index(rng, 60)),
+            static_cast<int64_t>(core::uniform_index(rng, 1000)), 1.0f);
+  auto ds = std::move(b).build("random");
+  data::SplitOptions so;
+  so.kind = data::SplitKind::kColdItems;
+  so.cold_item_fraction = 0.25;
+  auto split = data::make_split(ds, so);
+  ASSERT_EQ(split.cold_items.size(), 15u);
+  HashModel model(60);
+  EvalOptions o;
+  o.ks = {5};
+  o.metrics = {"hr", "ndcg"};
+  o.auc = true;
+  o.candidates = "cold_items";
+  o.threads = 2;
+  auto r = evaluate_split(model, split, o);
+
+  double hr = 0, ndcg = 0, auc = 0;
+  int64_t users = 0;
+  for (UserIndex u = 0; u < split.test.num_users(); ++u) {
+    if (split.test.history_size(u) == 0) continue;
+    auto ctx = data::context_from_dataset(split.train, u, true);
+    auto state = model.adapt(ctx);
+    std::vector<float> s(60);
+    model.score_all(*state, s);
+    const auto train_items = ctx.history_items();
+    std::vector<ItemIndex> candidates;
+    for (ItemIndex c : split.cold_items)
+      if (std::find(train_items.begin(), train_items.end(), c) == train_items.end()) candidates.push_back(c);
+    auto test_items = split.test.item_set(u);
+    std::set<ItemIndex> relevant(test_items.begin(), test_items.end());
+    for (ItemIndex i : relevant) ASSERT_TRUE(std::binary_search(split.cold_items.begin(), split.cold_items.end(), i));
+    auto pos = brute_positions(s, candidates, relevant);
+    const auto R = static_cast<int64_t>(relevant.size());
+    double dcg = 0, idcg = 0, correct = 0;
+    bool hit = false;
+    for (int64_t p : pos)
+      if (p < 5) {
+        hit = true;
+        dcg += disc(static_cast<int>(p));
+      }
+    for (int i = 0; i < std::min<int64_t>(R, 5); ++i) idcg += disc(i);
+    for (ItemIndex rel : relevant)
+      for (ItemIndex c : candidates)
+        if (!relevant.count(c)) correct += s[rel] > s[c] ? 1.0 : s[rel] == s[c] ? 0.5 : 0.0;
+    const double pairs = static_cast<double>(R) * static_cast<double>(candidates.size() - relevant.size());
+    hr += hit;
+    ndcg += dcg / idcg;
+    auc += pairs > 0 ? correct / pairs : 0.0;
+    ++users;
+  }
+  ASSERT_GT(users, 50);
+  EXPECT_EQ(r.num_users, users);
+  EXPECT_NEAR(r.metrics.at("hr@5"), hr / users, 1e-12);
+  EXPECT_NEAR(r.metrics.at("ndcg@5"), ndcg / users, 1e-12);
+  EXPECT_NEAR(r.metrics.at("auc"), auc / users, 1e-12);
+  EXPECT_EQ(r.protocol["num_candidates"], 15);
+  EXPECT_THAT(r.table(), HasSubstr("ranking among the 15 held-out items (of 60)"));
+  // Ranking among 15 items is easier than among 60.
+  o.candidates = "full";
+  EXPECT_GT(r.metrics.at("hr@5"), evaluate_split(model, split, o).metrics.at("hr@5"));
+}
+
+// The message of the kInvalidArgument fewrec::Error `fn` throws.
+template <class Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+    return e.message();
+  }
+  ADD_FAILURE() << "expected fewrec::Error";
+  return "";
+}
+
+TEST(Evaluate, ColdItemCandidatesNeedHeldOutItems) {
+  FixedModel model(tiny_scores());
+  EvalOptions o = k2_options();
+  o.candidates = "cold_items";
+  // A split without held-out items.
+  EXPECT_EQ(error_of([&] { evaluate_split(model, tiny_split(), o); }),
+            "eval.candidates=cold_items needs split.kind=cold_items (split.kind=random holds out no items)");
+  // A cold_items split that held out nothing.
+  auto empty = build_split(Rows{}, data::SplitKind::kColdItems, 2, 6);
+  EXPECT_THAT(error_of([&] { evaluate_split(model, empty, o); }), HasSubstr("holds out no items"));
+  // evaluate() itself needs the candidate items.
+  auto cases = make_cases(tiny_split());
+  EXPECT_THAT(error_of([&] { evaluate(model, cases, data::Dataset(), o); }),
+              HasSubstr("eval.candidates=cold_items needs the held-out items"));
+  // A candidate outside the model, or a candidate set with sampled negatives.
+  EvalOptions bad = k2_options();
+  bad.candidate_items = {1, 6};
+  EXPECT_EQ(error_of([&] { evaluate(model, cases, data::Dataset(), bad); }),
+            "candidate item 6 is outside the model's catalogue (6 items)");
+  bad.candidate_items = {1, 2};
+  bad.candidates = "sampled";
+  EXPECT_THAT(error_of([&] { evaluate(model, cases, data::Dataset(), bad); }),
+              HasSubstr("applies to full ranking only"));
+}
+
 // ---- output ------------------------------------------------------------------
 
 TEST(Evaluate, JsonAndTable) {
@@ -718,7 +953,7 @@ TEST(EvalOptions, Errors) {
   auto m = config_error({"eval.candidates=fulll"});
   EXPECT_THAT(m, HasSubstr("eval.candidates"));
   EXPECT_THAT(m, HasSubstr("`fulll`"));
-  EXPECT_THAT(m, HasSubstr("valid: full, sampled"));
+  EXPECT_THAT(m, HasSubstr("valid: full, sampled, cold_items"));
 
   m = config_error({"eval.metrics=[\"ndgc\", \"hr\"]"});
   EXPECT_THAT(m, HasSubstr("unknown metric `ndgc`"));
@@ -740,6 +975,16 @@ TEST(EvalOptions, Errors) {
   EvalOptions o;
   o.candidates = "everything";
   EXPECT_THROW(evaluate_split(model, split, o), Error);
+}
+
+TEST(EvalOptions, ColdItemCandidates) {
+  core::Config c;
+  c.set("eval.candidates=cold_items");
+  auto o = EvalOptions::from_config(c);
+  EXPECT_EQ(o.candidates, "cold_items");
+  EXPECT_TRUE(o.candidate_items.empty());  // filled from the split by evaluate_split
+  EXPECT_THAT(c.docs().at("eval.candidates").second, HasSubstr("cold_items"));
+  EXPECT_THAT(config_error({"eval.candidates=cold_item"}), HasSubstr("did you mean `cold_items`?"));
 }
 
 TEST(EvalOptions, AucInMetricsList) {

@@ -102,7 +102,8 @@ TEST(ItemKnn, TopKTruncationKeepsEachItemsLargestNeighbours) {
   const int users = 50, items = 30, k = 4;
   auto rows = testing::random_rows(users, items, 0.3, 5);
   auto ds = make_dataset(users, items, rows);
-  auto m = fitted("itemknn:k=4,shrink=2", ds);
+  // No popularity prior: a history scores exactly its neighbours' similarities.
+  auto m = fitted("itemknn:k=4,shrink=2,popularity_prior=0", ds);
   auto sim = dense_similarity(users, items, rows, 2.0, 0.5);
   // Each target item j keeps the k items h with the largest sim(h, j)
   // (ties by lower index): history {h} scores j iff h is one of them.
@@ -178,13 +179,122 @@ TEST(ItemKnn, KnownUserScoresLikeTheSameHistoryAsANewUser) {
 TEST(ItemKnn, EmptyHistoryScoresZeroAndItemsWithoutUsersHaveNoNeighbours) {
   // Item 3 has no interactions.
   auto ds = make_dataset(3, 4, {{0, 0}, {0, 1}, {1, 1}, {1, 2}, {2, 0}, {2, 2}});
-  auto m = fitted("itemknn", ds);
+  auto m = fitted("itemknn:popularity_prior=0", ds);
   EXPECT_THAT(scores_for(*m, {}), ElementsAre(0, 0, 0, 0));
   EXPECT_THAT(scores_for(*m, {3}), ElementsAre(0, 0, 0, 0));
   auto s = scores_for(*m, {0});
   EXPECT_EQ(s[0], 0.0f);
   EXPECT_GT(s[1], 0.0f);
   EXPECT_EQ(s[3], 0.0f);
+}
+
+// Item popularity as the model counts it: distinct users per item.
+std::vector<int> user_counts(const std::vector<std::pair<int, int>>& rows, int items) {
+  std::set<std::pair<int, int>> distinct(rows.begin(), rows.end());
+  std::vector<int> n(static_cast<size_t>(items), 0);
+  for (const auto& row : distinct) ++n[static_cast<size_t>(row.second)];
+  return n;
+}
+
+TEST(ItemKnn, EmptyHistoryIsRankedByPopularity) {
+  // Distinct users per item: i0 3, i1 2 (user 0 twice), i2 4, i3 0, i4 1.
+  const std::vector<std::pair<int, int>> rows{{0, 0}, {1, 0}, {2, 0}, {0, 1}, {0, 1}, {3, 1},
+                                              {0, 2}, {1, 2}, {2, 2}, {3, 2}, {1, 4}};
+  auto ds = make_dataset(4, 5, rows);
+  auto m = fitted("itemknn", ds);
+  // An empty history scores the default prior 1e-6 * count / max count, and nothing else.
+  auto s = scores_for(*m, {});
+  const auto n = user_counts(rows, 5);
+  ASSERT_EQ(n, (std::vector<int>{3, 2, 4, 0, 1}));
+  for (int i = 0; i < 5; ++i) EXPECT_FLOAT_EQ(s[i], static_cast<float>(1e-6 * n[i] / 4.0)) << "item " << i;
+  EXPECT_EQ(s[3], 0.0f);
+  std::vector<ItemIndex> top;
+  for (auto& [item, score] : recommend(*m, new_user({}), 5)) top.push_back(item);
+  EXPECT_THAT(top, ElementsAre(2, 0, 1, 4, 3));
+  // The popularity model (it counts rows, so drop the duplicate) agrees.
+  auto distinct = make_dataset(4, 5, {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {3, 1}, {0, 2}, {1, 2}, {2, 2}, {3, 2}, {1, 4}});
+  std::vector<ItemIndex> knn_top, pop_top;
+  for (auto& [item, score] : recommend(*fitted("itemknn", distinct), new_user({}), 5)) knn_top.push_back(item);
+  for (auto& [item, score] : recommend(*fitted("popularity", distinct), new_user({}), 5)) pop_top.push_back(item);
+  EXPECT_EQ(knn_top, pop_top);
+  // Without the prior every item ties at zero.
+  EXPECT_THAT(scores_for(*fitted("itemknn:popularity_prior=0", ds), {}), ElementsAre(0, 0, 0, 0, 0));
+}
+
+TEST(ItemKnn, DefaultPriorOnlyReordersExactTies) {
+  // Item counts n = {4, 1, 4, 1, 1, 5, 3}. With shrink=0 and history {0}
+  // (n_0 = 4), sim(0, j) = c_0j / (2 sqrt(n_j)):
+  //   j=1: 1/2, j=2: 2/4 (tie with 1, more popular), j=3: 1/2 (tie, as popular as 1),
+  //   j=4, j=5: 0 (tie, 5 more popular), j=6: 3/(2 sqrt 3) (alone).
+  const std::vector<std::pair<int, int>> rows{
+      {0, 0}, {0, 1}, {0, 6},  // user 0
+      {1, 0}, {1, 2}, {1, 6},  // user 1
+      {2, 0}, {2, 2}, {2, 6},  // user 2
+      {3, 0}, {3, 3},          // user 3
+      {4, 2}, {4, 5},          // user 4
+      {5, 2}, {5, 5},          // user 5
+      {6, 4}, {6, 5},          // user 6
+      {7, 5}, {8, 5},          // users 7, 8
+  };
+  auto ds = make_dataset(9, 7, rows);
+  const auto n = user_counts(rows, 7);
+  ASSERT_EQ(n, (std::vector<int>{4, 1, 4, 1, 1, 5, 3}));
+  auto plain = fitted("itemknn:shrink=0,popularity_prior=0", ds);
+  auto with_prior = fitted("itemknn:shrink=0", ds);
+
+  auto a = scores_for(*plain, {0});
+  EXPECT_THAT(a, ElementsAre(0.0f, 0.5f, 0.5f, 0.5f, 0.0f, 0.0f, static_cast<float>(3 / (2 * std::sqrt(3.0)))));
+  auto top = [](const Model& m, const std::vector<ItemIndex>& history) {
+    std::vector<ItemIndex> items;
+    for (auto& [item, score] : recommend(m, new_user(history), 10)) items.push_back(item);
+    return items;
+  };
+  // Ties go to the lower index without the prior, to the more popular item with it.
+  EXPECT_THAT(top(*plain, {0}), ElementsAre(6, 1, 2, 3, 4, 5));
+  EXPECT_THAT(top(*with_prior, {0}), ElementsAre(6, 2, 1, 3, 5, 4));
+
+  // In general, for any history: every score moves by its prior only, pairs
+  // ordered without the prior keep their order, exact ties are broken by
+  // popularity and equally popular items stay tied.
+  for (const auto& history : std::vector<std::vector<ItemIndex>>{{}, {0}, {2}, {5}, {0, 5}, {1, 3, 4}, {6, 2}}) {
+    SCOPED_TRACE(::testing::PrintToString(history));
+    auto p = scores_for(*plain, history);
+    auto q = scores_for(*with_prior, history);
+    for (int i = 0; i < 7; ++i)
+      EXPECT_NEAR(q[i] - p[i], 1e-6 * n[i] / 5.0, 3e-7) << "item " << i;  // within float rounding
+    for (int i = 0; i < 7; ++i)
+      for (int j = 0; j < 7; ++j) {
+        if (p[i] > p[j]) EXPECT_GT(q[i], q[j]) << i << " vs " << j;
+        if (p[i] == p[j] && n[i] > n[j]) EXPECT_GT(q[i], q[j]) << i << " vs " << j;
+        if (p[i] == p[j] && n[i] == n[j]) EXPECT_EQ(q[i], q[j]) << i << " vs " << j;
+      }
+  }
+}
+
+TEST(ItemKnn, LargePriorRanksByPopularity) {
+  // Item i is used by users 0..i: counts 1..8, all distinct, and every pair
+  // co-occurs. With prior 10 one step of popularity is worth 10/8 = 1.25,
+  // more than any history of two items can add (each sim < 0.6 with shrink 5).
+  std::vector<std::pair<int, int>> rows;
+  for (int i = 0; i < 8; ++i)
+    for (int u = 0; u <= i; ++u) rows.emplace_back(u, i);
+  auto ds = make_dataset(8, 8, rows);
+  auto knn = fitted("itemknn:popularity_prior=10", ds);
+  auto pop = fitted("popularity", ds);
+  auto plain = fitted("itemknn:popularity_prior=0", ds);
+  auto top = [](const Model& m, const std::vector<ItemIndex>& history) {
+    std::vector<ItemIndex> items;
+    for (auto& [item, score] : recommend(m, new_user(history), 8)) items.push_back(item);
+    return items;
+  };
+  bool differs_without_prior = false;
+  for (const auto& history : std::vector<std::vector<ItemIndex>>{{}, {0}, {3}, {7}, {0, 1}, {2, 6}, {6, 7}}) {
+    SCOPED_TRACE(::testing::PrintToString(history));
+    EXPECT_EQ(top(*knn, history), top(*pop, history));
+    differs_without_prior |= top(*plain, history) != top(*pop, history);
+  }
+  // The example is not trivial: plain item-KNN ranks differently.
+  EXPECT_TRUE(differs_without_prior);
 }
 
 TEST(ItemKnn, ScoreMatchesScoreAllAndChecksItsInputs) {

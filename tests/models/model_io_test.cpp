@@ -10,6 +10,7 @@
 
 #include "fewrec/core/artifact.h"
 #include "fewrec/core/monitor.h"
+#include "fewrec/core/strings.h"
 #include "test_util.h"
 
 namespace fewrec::models {
@@ -132,6 +133,7 @@ struct Parts {
   std::vector<int64_t> offsets{0, 1, 2, 3};
   std::vector<int32_t> neighbors{1, 2, 0};
   std::vector<float> similarities{0.5f, 0.25f, 1.0f};
+  std::vector<float> prior{0.125f, 0.0f, 0.0625f};  // popularity prior per item
   std::set<std::string> skip;
 
   void write(const std::filesystem::path& path) const {
@@ -145,6 +147,7 @@ struct Parts {
     if (want("model/offsets")) w.put_array<int64_t>("model/offsets", offsets);
     if (want("model/neighbors")) w.put_array<int32_t>("model/neighbors", neighbors);
     if (want("model/similarities")) w.put_array<float>("model/similarities", similarities);
+    if (want("model/prior")) w.put_array<float>("model/prior", prior);
     w.save(path);
   }
 };
@@ -154,10 +157,15 @@ TEST(ModelIo, HandBuiltArtifactLoads) {
   Parts p;
   p.write(dir / "m.fwr");
   auto loaded = load_model(dir / "m.fwr");
+  // Item 0's row: item 1 with 0.5; every item starts from its prior.
   auto state = loaded.model->adapt(new_user({0}));
   std::vector<float> s(3);
   loaded.model->score_all(*state, s);
-  EXPECT_EQ(s, (std::vector<float>{0, 0.5f, 0}));
+  EXPECT_EQ(s, (std::vector<float>{0.125f, 0.5f, 0.0625f}));
+  // An empty history scores the prior alone.
+  state = loaded.model->adapt(new_user({}));
+  loaded.model->score_all(*state, s);
+  EXPECT_EQ(s, (std::vector<float>{0.125f, 0.0f, 0.0625f}));
 }
 
 std::string load_error(const Parts& p, ErrorCode code = ErrorCode::kCorrupt) {
@@ -181,7 +189,7 @@ TEST(ModelIo, MissingSectionsAreCorrupt) {
     p.skip.insert(name);
     EXPECT_THAT(load_error(p), HasSubstr("missing section `" + name + "`"));
   }
-  for (std::string name : {"model/offsets", "model/neighbors", "model/similarities"}) {
+  for (std::string name : {"model/offsets", "model/neighbors", "model/similarities", "model/prior"}) {
     Parts p;
     p.skip.insert(name);
     EXPECT_THAT(load_error(p), HasSubstr("missing section `" + name + "`"));
@@ -194,8 +202,11 @@ TEST(ModelIo, MissingSectionsAreCorrupt) {
 TEST(ModelIo, UnknownModelNameIsNotFound) {
   Parts p;
   p.spec = "sasrek:layers=2";
+  std::vector<std::string> names;
+  for (const auto* info : model_registry().list()) names.push_back(info->name);
   EXPECT_THAT(load_error(p, ErrorCode::kNotFound),
-              HasSubstr("holds unknown model `sasrek` (made by a newer or different build?); known: itemknn, popularity"));
+              HasSubstr("holds unknown model `sasrek` (made by a newer or different build?); known: " +
+                        core::join(names, ", ")));
 }
 
 TEST(ModelIo, BadSpecIsCorrupt) {
@@ -218,6 +229,15 @@ TEST(ModelIo, MisSizedSectionsAreCorrupt) {
     Parts p;
     p.similarities = {0.5f};
     EXPECT_THAT(load_error(p), HasSubstr("section `model/similarities` has 1 values, expected 3"));
+  }
+  {
+    Parts p;
+    p.prior = {0.5f, 0.5f};  // one per item, not per neighbour
+    EXPECT_THAT(load_error(p), HasSubstr("section `model/prior` has 2 values, expected 3"));
+    p.prior = {0.5f, 0.5f, 0.5f, 0.5f};
+    EXPECT_THAT(load_error(p), HasSubstr("section `model/prior` has 4 values, expected 3"));
+    p.prior = {};
+    EXPECT_THAT(load_error(p), HasSubstr("section `model/prior` has 0 values, expected 3"));
   }
   {
     Parts p;
@@ -255,7 +275,13 @@ TEST(ModelIo, BadValuesAreCorrupt) {
   {
     Parts p;
     p.similarities = {0.5f, std::numeric_limits<float>::quiet_NaN(), 1.0f};
-    EXPECT_THAT(load_error(p), HasSubstr("non-finite"));
+    EXPECT_THAT(load_error(p), HasSubstr("section `model/similarities` holds a non-finite value"));
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    -std::numeric_limits<float>::infinity()}) {
+    Parts p;
+    p.prior = {0.0f, bad, 0.0f};
+    EXPECT_THAT(load_error(p), HasSubstr("section `model/prior` holds a non-finite value")) << bad;
   }
 }
 

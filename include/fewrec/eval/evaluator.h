@@ -6,6 +6,12 @@
 // `num_negatives` sampled items the user never interacted with (uniform or
 // popularity), per test item as in the SASRec paper; metrics are averaged over
 // (user, test item) pairs in that case.
+// Cold-item protocol (candidates = "cold_items", with a cold_items split): the
+// ranking is restricted to the split's held-out items, so each user's test
+// (held-out) items compete only with the other held-out items — "hold out 20%
+// of items, rank them for the users who interacted with them, from content".
+// Exclusions still apply (train items are never held out anyway); AUC counts
+// pairs among the candidates only.
 // Metrics are averaged over users with at least one test item.
 #pragma once
 
@@ -30,7 +36,12 @@ struct EvalOptions {
   std::vector<int> ks = {10};                 // cut-offs
   std::vector<std::string> metrics = {"hr", "recall", "precision", "ndcg", "mrr", "map"};
   bool auc = false;                           // full AUC (slower)
-  std::string candidates = "full";            // full | sampled
+  std::string candidates = "full";            // full | sampled | cold_items
+  // Full ranking (and cold_items) among these items only: sorted, unique; empty
+  // = every item of the catalogue. Relevant items outside them cannot be ranked
+  // and do not count. evaluate_split() fills it from split.cold_items when
+  // candidates == "cold_items"; not allowed with sampled.
+  std::vector<data::ItemIndex> candidate_items;
   int num_negatives = 100;                    // sampled
   std::string negative_sampler = "uniform";   // uniform | popularity
   bool exclude_train = true;                  // exclude train/valid/support items from ranking
@@ -75,7 +86,10 @@ EvalResult evaluate(const models::Model& model, const std::vector<EvalCase>& cas
                     const data::Dataset& train, const EvalOptions& options,
                     core::Monitor& monitor = core::null_monitor());
 
-// make_cases + evaluate + protocol description from the split.
+// make_cases + evaluate + protocol description from the split. With
+// candidates == "cold_items" the candidate items are the split's cold_items
+// (kInvalidArgument when the split holds out no items, i.e. is not a
+// cold_items split).
 EvalResult evaluate_split(const models::Model& model, const data::Split& split,
                           const EvalOptions& options,
                           core::Monitor& monitor = core::null_monitor());
