@@ -130,7 +130,28 @@ nlohmann::json recs_json(const data::Catalogue& cat,
 
 // ---- fewrec models -------------------------------------------------------
 
+// Markdown table cells: a literal '|' would end the cell.
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 int cmd_models() {
+  if (g_flags.markdown) {
+    for (const auto* info : models::model_registry().list()) {
+      std::printf("#### `%s`\n\n%s\n\n| option | default | meaning |\n|---|---|---|\n", info->name.c_str(),
+                  info->description.c_str());
+      for (const auto& o : info->options)
+        std::printf("| `model.%s` | `%s` | %s |\n", o.key.c_str(), md_cell(o.default_value).c_str(),
+                    md_cell(o.doc).c_str());
+      std::printf("\n");
+    }
+    return 0;
+  }
   for (const auto* info : models::model_registry().list()) {
     std::printf("%-12s %s\n", info->name.c_str(), info->description.c_str());
     for (const auto& o : info->options)
@@ -153,7 +174,7 @@ int cmd_config() {
   if (g_flags.markdown) {
     std::printf("| key | default | meaning |\n|---|---|---|\n");
     for (const auto& [key, d] : docs)
-      std::printf("| `%s` | `%s` | %s |\n", key.c_str(), d.first.c_str(), d.second.c_str());
+      std::printf("| `%s` | `%s` | %s |\n", key.c_str(), md_cell(d.first).c_str(), md_cell(d.second).c_str());
   } else {
     std::string section;
     for (const auto& [key, d] : docs) {
@@ -384,7 +405,7 @@ int cmd_recommend() {
 int cmd_demo() {
   core::Config base;
   base.set("data.format", std::string("synthetic"));
-  base.set("model.name", std::vector<std::string>{"popularity", "itemknn"});
+  base.set("model.name", std::vector<std::string>{"popularity", "itemknn", "als", "bpr", "hybrid"});
   base.set("eval.k", std::vector<std::string>{"10", "20"});
   auto config = build_config(g_flags.common, std::move(base));
   auto opts = read_run_options(config, true);
@@ -507,7 +528,7 @@ std::string fmt_cell(const nlohmann::json& ms, size_t p, bool with_std) {
 
 int cmd_fewshot() {
   core::Config base;
-  base.set("model.name", std::vector<std::string>{"popularity", "itemknn"});
+  base.set("model.name", std::vector<std::string>{"popularity", "itemknn", "als", "bpr", "hybrid"});
   auto config = build_config(g_flags.common, std::move(base));
   auto opts = read_run_options(config, true);
   bool do_users = opts.fewshot_cold_users;
@@ -632,6 +653,7 @@ void register_commands(CLI::App& app) {
   auto& f = g_flags;
   auto* models_cmd = app.add_subcommand("models", "list the registered models and their options");
   g_handlers[models_cmd] = cmd_models;
+  models_cmd->add_flag("--markdown", f.markdown, "print Markdown tables");
 
   auto* config_cmd = app.add_subcommand("config", "list every config key with its default and meaning");
   config_cmd->add_flag("--markdown", f.markdown, "print a Markdown table");

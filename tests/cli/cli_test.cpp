@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gmock/gmock.h>
@@ -163,6 +164,28 @@ TEST(Cli, DataSplitWritesFiles) {
   EXPECT_TRUE(fs::exists(dir / "train.csv"));
   EXPECT_TRUE(fs::exists(dir / "test.csv"));
   EXPECT_TRUE(fs::exists(dir / "split.json"));
+}
+
+// The README's generated tables (scripts/update-readme) must name every
+// config key and every model option the binary knows.
+TEST(Cli, ReadmeDocumentsEveryConfigKeyAndModelOption) {
+  std::ifstream in(fs::path(FEWREC_SOURCE_DIR) / "README.md");
+  ASSERT_TRUE(in) << "README.md not found";
+  std::string readme((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const char* cmd : {"config --markdown", "models --markdown"}) {
+    auto r = run(cmd);
+    ASSERT_EQ(r.code, 0) << r.out;
+    std::istringstream lines(r.out);
+    std::string line;
+    int rows = 0;
+    while (std::getline(lines, line)) {
+      if (line.rfind("| `", 0) != 0) continue;
+      ++rows;
+      std::string key = line.substr(2, line.find('`', 3) - 1);
+      EXPECT_THAT(readme, HasSubstr(line)) << key << " is missing or stale in README.md; run scripts/update-readme";
+    }
+    EXPECT_GT(rows, 10) << cmd;
+  }
 }
 
 TEST(Cli, ConfigListsDocumentedKeys) {
