@@ -31,13 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct CommonFlags {
-  std::vector<std::string> config_files;
-  std::vector<std::string> sets;
-  std::string json_out;
-  bool quiet = false;
-};
-
 struct Flags {
   CommonFlags common;
   std::string out;
@@ -60,35 +53,6 @@ std::vector<std::string> split_list(const std::string& text) {
   return out;
 }
 std::map<const CLI::App*, std::function<int()>> g_handlers;
-
-void add_common(CLI::App* cmd, CommonFlags& f, bool with_json = true) {
-  cmd->add_option("-c,--config", f.config_files, "TOML config file(s), applied in order");
-  cmd->add_option("-s,--set", f.sets, "override a config key: --set section.key=value (repeatable)")
-      ->allow_extra_args(false);
-  if (with_json) cmd->add_option("--json", f.json_out, "also write the result as JSON to this file");
-  cmd->add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
-}
-
-core::Config build_config(const CommonFlags& f, core::Config base = {}) {
-  core::Config config = std::move(base);
-  for (const auto& file : f.config_files) config.merge(core::Config::from_toml_file(file));
-  for (const auto& s : f.sets) config.set(s);
-  return config;
-}
-
-void write_json(const std::string& path, const nlohmann::json& j) {
-  if (path.empty()) return;
-  fs::path p(path);
-  if (p.has_parent_path()) {
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-  }
-  std::ofstream out(p);
-  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
-  out << j.dump(2) << "\n";
-  out.close();
-  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
-}
 
 std::string item_label(const data::Catalogue& cat, data::ItemIndex item, size_t width = 60) {
   std::string label = cat.items.id(item);
@@ -130,16 +94,6 @@ nlohmann::json recs_json(const data::Catalogue& cat,
 
 // ---- fewrec models -------------------------------------------------------
 
-// Markdown table cells: a literal '|' would end the cell.
-std::string md_cell(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '|') out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 int cmd_models() {
   if (g_flags.markdown) {
     for (const auto* info : models::model_registry().list()) {
@@ -169,6 +123,7 @@ int cmd_config() {
   probe.set("data.format", std::string("csv"));
   probe.set("data.path", std::string("<path>"));
   read_run_options(probe, true);
+  probe_text_options(probe);
   probe.erase("data.format");
   const auto& docs = probe.docs();
   if (g_flags.markdown) {
@@ -649,6 +604,47 @@ int cmd_fewshot() {
 
 }  // namespace
 
+void add_common(CLI::App* cmd, CommonFlags& f, bool with_json) {
+  cmd->add_option("-c,--config", f.config_files, "TOML config file(s), applied in order");
+  cmd->add_option("-s,--set", f.sets, "override a config key: --set section.key=value (repeatable)")
+      ->allow_extra_args(false);
+  if (with_json) cmd->add_option("--json", f.json_out, "also write the result as JSON to this file");
+  cmd->add_flag("-q,--quiet", f.quiet, "no progress output on stderr");
+}
+
+core::Config build_config(const CommonFlags& f, core::Config base) {
+  core::Config config = std::move(base);
+  for (const auto& file : f.config_files) config.merge(core::Config::from_toml_file(file));
+  for (const auto& s : f.sets) config.set(s);
+  return config;
+}
+
+void write_json(const std::string& path, const nlohmann::json& j) {
+  if (path.empty()) return;
+  fs::path p(path);
+  if (p.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+  }
+  std::ofstream out(p);
+  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
+  out << j.dump(2) << "\n";
+  out.close();
+  if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
+}
+
+// Markdown table cells: a literal '|' would end the cell.
+std::string md_cell(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+void set_handler(const CLI::App* cmd, std::function<int()> handler) { g_handlers[cmd] = std::move(handler); }
+
 void register_commands(CLI::App& app) {
   auto& f = g_flags;
   auto* models_cmd = app.add_subcommand("models", "list the registered models and their options");
@@ -697,6 +693,11 @@ void register_commands(CLI::App& app) {
   auto* demo = app.add_subcommand("demo", "end-to-end run on the built-in synthetic data");
   add_common(demo, f.common);
   g_handlers[demo] = cmd_demo;
+
+  register_text_commands(app);
+#ifdef FEWREC_HAVE_SERVE
+  register_serve_commands(app);
+#endif
 }
 
 int run_selected(CLI::App& app) {
