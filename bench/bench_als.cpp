@@ -4,9 +4,10 @@
 //             [--factors 64,128] [--threads 1,2]
 //
 // Seconds per ALS iteration (median and fastest over the iterations of one
-// fit, loss included; also the fit's CPU seconds per iteration, which a busy
-// machine disturbs less) and peak RSS, at 64 and 128 factors with 1 and 2
-// threads, on:
+// fit, training loss included: the model sums it during the next iteration's
+// first pass over the pairs, the last iteration's with a pass of its own;
+// also the fit's CPU seconds per iteration, which a busy machine disturbs
+// less) and peak RSS, at 64 and 128 factors with 1 and 2 threads, on:
 //   ml-100k        all 100k ratings, and its 80% random training split
 //                  (seed 42, what `fewrec evaluate` trains on); read from
 //                  --ml100k, $FEWREC_ML100K, ../shared/data/ml-100k or
@@ -287,7 +288,9 @@ int main(int argc, char** argv) try {
                         {"quick", args.quick},
                         {"note",
                          "seconds_per_iteration: median over the iterations of one fit (min_: fastest), both "
-                         "half-steps, the Gram matrices and the training loss included; cpu_seconds_per_iteration: "
+                         "half-steps, the Gram matrices and the training loss included (summed during the next "
+                         "iteration's first pass over the pairs; the last iteration makes a pass of its own); "
+                         "cpu_seconds_per_iteration: "
                          "process CPU time of the whole fit / iterations; default options (cg, 3 steps)"},
                         {"results", results}};
   const fs::path out_path(args.out);

@@ -35,6 +35,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <new>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -192,32 +194,57 @@ ConfidenceMatrix transpose(const ConfidenceMatrix& m, int32_t columns) {
 
 // ---- vector kernels ----
 //
-// Inlined into the multi-versioned loops below. (Compiling them for fixed
-// dimensions 32 / 64 / 128 made them 1.2-2.5x slower: the fully unrolled
-// loops spill registers.)
+// Inlined into the multi-versioned loops below, by force: a helper that GCC
+// leaves out of line is compiled for the baseline target only, and the AVX2
+// clone then calls SSE code without FMA. (Compiling them for fixed dimensions
+// 32 / 64 / 128 made them 1.2-2.5x slower: the fully unrolled loops spill
+// registers.)
+#define FEWREC_ALS_INLINE [[gnu::always_inline]] inline
 
 // Eight-lane vectors (GCC / Clang vector extension; two SSE registers in the
-// baseline build, one AVX register in the AVX2 clone). Only used as locals so
-// no function passes one by value.
+// baseline build, one AVX register in the AVX2 clone). The helpers that take
+// or return one are always inlined, so no call passes one by value; the
+// pragma silences GCC's note that such a call's ABI would depend on AVX.
+#pragma GCC diagnostic ignored "-Wpsabi"
 using Lanes8 = float __attribute__((vector_size(32)));
+using Lanes4 = float __attribute__((vector_size(16)));
+
+FEWREC_ALS_INLINE Lanes8 load8(const float* p) {
+  Lanes8 v;
+  __builtin_memcpy(&v, p, sizeof(Lanes8));
+  return v;
+}
+
+FEWREC_ALS_INLINE void store8(float* p, Lanes8 v) { __builtin_memcpy(p, &v, sizeof(Lanes8)); }
+
+// Storage aligned to a cache line. The kernels load 32-byte vectors from rows
+// of the factor matrices, the Gram matrix and the CG vectors; std::vector only
+// guarantees 16-byte alignment, and then every other load straddles two cache
+// lines, which costs about twice as much (the CG passes ran up to 1.4x slower).
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t kAlign{64};
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}  // NOLINT: implicit, as allocators are
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+  void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+  friend bool operator==(const CacheLineAllocator&, const CacheLineAllocator&) { return true; }
+};
+using AlignedFloats = std::vector<float, CacheLineAllocator<float>>;
 
 // Two sets of eight partial sums, reduced in a fixed order: vectorised
 // without reassociation, so the result depends on neither alignment nor threads.
-inline float dot(const float* a, const float* b, int n) {
-  Lanes8 s0 = {}, s1 = {}, x0, y0, x1, y1;
+FEWREC_ALS_INLINE float dot(const float* a, const float* b, int n) {
+  Lanes8 s0 = {}, s1 = {};
   int k = 0;
   for (; k + 16 <= n; k += 16) {
-    __builtin_memcpy(&x0, a + k, sizeof(Lanes8));
-    __builtin_memcpy(&y0, b + k, sizeof(Lanes8));
-    __builtin_memcpy(&x1, a + k + 8, sizeof(Lanes8));
-    __builtin_memcpy(&y1, b + k + 8, sizeof(Lanes8));
-    s0 += x0 * y0;
-    s1 += x1 * y1;
+    s0 += load8(a + k) * load8(b + k);
+    s1 += load8(a + k + 8) * load8(b + k + 8);
   }
   if (k + 8 <= n) {
-    __builtin_memcpy(&x0, a + k, sizeof(Lanes8));
-    __builtin_memcpy(&y0, b + k, sizeof(Lanes8));
-    s0 += x0 * y0;
+    s0 += load8(a + k) * load8(b + k);
     k += 8;
   }
   s0 += s1;
@@ -226,43 +253,139 @@ inline float dot(const float* a, const float* b, int n) {
   return sum;
 }
 
-inline void axpy(float a, const float* __restrict x, float* __restrict y, int n) {
+// The lane sums of four vectors at once, each added in the order dot() uses.
+FEWREC_ALS_INLINE Lanes4 reduce4(Lanes8 a, Lanes8 b, Lanes8 c, Lanes8 d) {
+  // [a0+a4, a1+a5, a2+a6, a3+a7, b0+b4, ..., b3+b7], the same for c, d
+  const Lanes8 ab = __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11) +
+                    __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15);
+  const Lanes8 cd = __builtin_shufflevector(c, d, 0, 1, 2, 3, 8, 9, 10, 11) +
+                    __builtin_shufflevector(c, d, 4, 5, 6, 7, 12, 13, 14, 15);
+  // [(a0+a4)+(a2+a6), (a1+a5)+(a3+a7), the same for c, then b, then d]
+  const Lanes8 q = __builtin_shufflevector(ab, cd, 0, 1, 8, 9, 4, 5, 12, 13) +
+                   __builtin_shufflevector(ab, cd, 2, 3, 10, 11, 6, 7, 14, 15);
+  return __builtin_shufflevector(q, q, 0, 4, 2, 6) + __builtin_shufflevector(q, q, 1, 5, 3, 7);
+}
+
+// {dot(y0, v, n), ..., dot(y3, v, n)}, bit for bit, as eight interleaved
+// chains (one dot product alone is two chains of dependent adds and leaves
+// the floating-point units idle), loading v once for the four. Meanwhile it
+// prefetches rows f0..f3, one cache line of each per 16 floats of its own.
+FEWREC_ALS_INLINE Lanes4 dot4(const float* y0, const float* y1, const float* y2, const float* y3, const float* v,
+                              int n, const float* f0, const float* f1, const float* f2, const float* f3) {
+  Lanes8 a0 = {}, a1 = {}, b0 = {}, b1 = {}, c0 = {}, c1 = {}, d0 = {}, d1 = {};
+  int k = 0;
+  for (; k + 16 <= n; k += 16) {
+    __builtin_prefetch(f0 + k);
+    __builtin_prefetch(f1 + k);
+    __builtin_prefetch(f2 + k);
+    __builtin_prefetch(f3 + k);
+    const Lanes8 v0 = load8(v + k), v1 = load8(v + k + 8);
+    a0 += load8(y0 + k) * v0;
+    a1 += load8(y0 + k + 8) * v1;
+    b0 += load8(y1 + k) * v0;
+    b1 += load8(y1 + k + 8) * v1;
+    c0 += load8(y2 + k) * v0;
+    c1 += load8(y2 + k + 8) * v1;
+    d0 += load8(y3 + k) * v0;
+    d1 += load8(y3 + k + 8) * v1;
+  }
+  if (k + 8 <= n) {
+    const Lanes8 v0 = load8(v + k);
+    a0 += load8(y0 + k) * v0;
+    b0 += load8(y1 + k) * v0;
+    c0 += load8(y2 + k) * v0;
+    d0 += load8(y3 + k) * v0;
+    k += 8;
+  }
+  Lanes4 s = reduce4(a0 + a1, b0 + b1, c0 + c1, d0 + d1);
+  if (k < n) {
+    float s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
+    for (; k < n; ++k) {
+      s0 += y0[k] * v[k];
+      s1 += y1[k] * v[k];
+      s2 += y2[k] * v[k];
+      s3 += y3[k] * v[k];
+    }
+    s = Lanes4{s0, s1, s2, s3};
+  }
+  return s;
+}
+
+FEWREC_ALS_INLINE void axpy(float a, const float* __restrict x, float* __restrict y, int n) {
   for (int k = 0; k < n; ++k) y[k] += a * x[k];
 }
 
-// out = G v for a symmetric k x k matrix (row j == column j): a sum of
-// scaled rows, four at a time.
-inline void symmetric_matvec(const float* __restrict g, const float* __restrict v, float* __restrict out,
-                             int k) {
-  std::fill_n(out, k, 0.0f);
-  int j = 0;
-  for (; j + 4 <= k; j += 4) {
-    const float* g0 = g + static_cast<size_t>(j) * k;
-    const float* g1 = g0 + k;
-    const float* g2 = g1 + k;
-    const float* g3 = g2 + k;
-    const float v0 = v[j], v1 = v[j + 1], v2 = v[j + 2], v3 = v[j + 3];
-    for (int i = 0; i < k; ++i) out[i] += v0 * g0[i] + v1 * g1[i] + v2 * g2[i] + v3 * g3[i];
+// out += a[0] y0 + ... + a[3] y3, added row after row as four axpy() calls
+// would, in one pass over out.
+FEWREC_ALS_INLINE void axpy4(Lanes4 a, const float* y0, const float* y1, const float* y2, const float* y3,
+                             float* __restrict out, int n) {
+  const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+  int k = 0;
+  for (; k + 8 <= n; k += 8) {
+    Lanes8 o = load8(out + k);
+    o += a0 * load8(y0 + k);
+    o += a1 * load8(y1 + k);
+    o += a2 * load8(y2 + k);
+    o += a3 * load8(y3 + k);
+    store8(out + k, o);
   }
-  for (; j < k; ++j) axpy(v[j], g + static_cast<size_t>(j) * k, out, k);
+  for (; k < n; ++k) {
+    float o = out[k];
+    o += a0 * y0[k];
+    o += a1 * y1[k];
+    o += a2 * y2[k];
+    o += a3 * y3[k];
+    out[k] = o;
+  }
 }
 
-// The rows a solve reads are scattered over a factor matrix that is usually
-// larger than the caches: fetch the row `kPrefetchDistance` pairs ahead.
-constexpr int64_t kPrefetchDistance = 8;
+// out[i, i + 8 C) of out = G v for a symmetric k x k matrix G: the sum over
+// j of v_j times row j of G (== column j), with C accumulators in registers.
+template <int C>
+FEWREC_ALS_INLINE void matvec_panel(const float* __restrict g, const float* __restrict v, float* __restrict out,
+                                    int k, int i) {
+  Lanes8 o[C] = {};
+  const float* row = g + i;
+  for (int j = 0; j < k; ++j, row += k) {
+    const float vj = v[j];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; ++c) o[c] += vj * load8(row + 8 * c);
+  }
+#pragma GCC unroll 8
+  for (int c = 0; c < C; ++c) store8(out + i + 8 * c, o[c]);
+}
 
-inline void prefetch_row(const float* row, int k) {
-  for (int j = 0; j < k; j += 16) __builtin_prefetch(row + j);
+// out = G v for a symmetric k x k matrix, in panels of 64 outputs: eight
+// independent chains of adds per panel, G read once, out written once.
+FEWREC_ALS_INLINE void symmetric_matvec(const float* __restrict g, const float* __restrict v, float* __restrict out,
+                                        int k) {
+  int i = 0;
+  for (; i + 64 <= k; i += 64) matvec_panel<8>(g, v, out, k, i);
+  switch ((k - i) / 8) {
+    case 7: matvec_panel<7>(g, v, out, k, i); break;
+    case 6: matvec_panel<6>(g, v, out, k, i); break;
+    case 5: matvec_panel<5>(g, v, out, k, i); break;
+    case 4: matvec_panel<4>(g, v, out, k, i); break;
+    case 3: matvec_panel<3>(g, v, out, k, i); break;
+    case 2: matvec_panel<2>(g, v, out, k, i); break;
+    case 1: matvec_panel<1>(g, v, out, k, i); break;
+    default: break;
+  }
+  for (i += (k - i) / 8 * 8; i < k; ++i) {
+    float o = 0.0f;
+    for (int j = 0; j < k; ++j) o += v[j] * g[static_cast<size_t>(j) * k + i];
+    out[i] = o;
+  }
 }
 
 // Asks Linux to back a large factor matrix with 2 MB pages: solves read
 // random rows of it, and with 4 kB pages nearly every row is a TLB miss.
 // Best effort (no-op elsewhere, errors ignored).
-void advise_huge_pages(std::vector<float>& v) {
+void advise_huge_pages(float* data, size_t size) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const auto begin = reinterpret_cast<uintptr_t>(v.data());
-  const uintptr_t end = begin + v.size() * sizeof(float);
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t end = begin + size * sizeof(float);
   const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1), hi = end & ~(kHuge - 1);
   if (hi <= lo) return;
   void* start = reinterpret_cast<void*>(lo);
@@ -271,7 +394,8 @@ void advise_huge_pages(std::vector<float>& v) {
   ::madvise(start, hi - lo, MADV_COLLAPSE);  // the pages exist already: collapse them now
 #endif
 #else
-  (void)v;
+  (void)data;
+  (void)size;
 #endif
 }
 
@@ -286,55 +410,86 @@ struct HalfStep {
   float* factors = nullptr;
   int k = 0;
   // When set, row_loss[row] receives the row's observed part of the loss
-  // after its solve (see observed_loss), while its pairs are still in cache.
+  // (see observed_loss) with its vector as it was *before* the solve: with
+  // solver=cg it comes nearly free with the first pass over the row's pairs.
   double* row_loss = nullptr;
 };
 
-constexpr float kResidualTolerance = 1e-20f;  // as implicit's float CG
+// The rows a solve reads are scattered over a factor matrix that may be
+// larger than the caches: each block of four pairs prefetches the rows of
+// the pairs `kPrefetchDistance` ahead.
+constexpr int64_t kPrefetchDistance = 8;
 
-// Sum over the row's observed pairs of c (1 - s)^2 - s^2, s = x . y: the
-// observed part of the loss once sum_u x_u^T Y^T Y x_u is added.
-[[gnu::always_inline]] inline double observed_loss(const HalfStep& h, int64_t row) {
+// For each pair e in [lo, hi) of a row, with y_e its `other` vector:
+// s = y_e . v, then out += coef(e, s) y_e (out == nullptr: s only). Four
+// pairs at a time: their dot products are independent (dot4), and out is
+// read and written once per four pairs.
+template <class Coef>
+FEWREC_ALS_INLINE void for_pairs(const HalfStep& h, int64_t lo, int64_t hi, const float* v, float* __restrict out,
+                                 Coef&& coef) {
   const int k = h.k;
-  const float* x = h.factors + static_cast<size_t>(row) * k;
-  double sum = 0.0;
-  const int64_t lo = h.offsets[row], hi = h.offsets[row + 1];
-  for (int64_t e = lo; e < hi; ++e) {
-    if (e + kPrefetchDistance < hi)
-      prefetch_row(h.other + static_cast<size_t>(h.index[e + kPrefetchDistance]) * k, k);
-    const double s = dot(x, h.other + static_cast<size_t>(h.index[e]) * k, k);
-    const double c = 1.0 + static_cast<double>(h.weight[e]);
-    sum += c * (1.0 - s) * (1.0 - s) - s * s;
+  const float* other = h.other;
+  const int32_t* index = h.index;
+  const auto row = [&](int64_t e) { return other + static_cast<size_t>(index[e]) * k; };
+  const auto ahead = [&](int64_t e) { return row(std::min(e + kPrefetchDistance, hi - 1)); };
+  int64_t e = lo;
+  for (; e + 4 <= hi; e += 4) {
+    const float *y0 = row(e), *y1 = row(e + 1), *y2 = row(e + 2), *y3 = row(e + 3);
+    const Lanes4 s = dot4(y0, y1, y2, y3, v, k, ahead(e), ahead(e + 1), ahead(e + 2), ahead(e + 3));
+    const Lanes4 a = {coef(e, s[0]), coef(e + 1, s[1]), coef(e + 2, s[2]), coef(e + 3, s[3])};
+    if (out) axpy4(a, y0, y1, y2, y3, out, k);
   }
+  for (; e < hi; ++e) {  // the last n % 4 pairs (prefetched by the blocks before)
+    const float* y = row(e);
+    const float a = coef(e, dot(y, v, k));
+    if (out) axpy(a, y, out, k);
+  }
+}
+
+// One observed pair's part of the loss: c (1 - s)^2 - s^2, s = x . y.
+FEWREC_ALS_INLINE double pair_loss(float weight, float dot_xy) {
+  const double s = dot_xy;
+  const double c = 1.0 + static_cast<double>(weight);
+  return c * (1.0 - s) * (1.0 - s) - s * s;
+}
+
+// Sum of pair_loss over the row's observed pairs: the observed part of the
+// loss once sum_u x_u^T Y^T Y x_u is added.
+FEWREC_ALS_INLINE double observed_loss(const HalfStep& h, int64_t row) {
+  const float* x = h.factors + static_cast<size_t>(row) * h.k;
+  double sum = 0.0;
+  for_pairs(h, h.offsets[row], h.offsets[row + 1], x, nullptr, [&](int64_t e, float s) {
+    sum += pair_loss(h.weight[e], s);
+    return 0.0f;
+  });
   return sum;
 }
 
-// `steps` CG steps on one row with interactions, warm-started from x.
-[[gnu::always_inline]] inline void cg_row(const HalfStep& h, int64_t lo, int64_t hi, int steps, float* __restrict x,
-                                           float* __restrict r, float* __restrict p, float* __restrict ap) {
+constexpr float kResidualTolerance = 1e-20f;  // as implicit's float CG
+
+// `steps` CG steps on one row with interactions, warm-started from x. When
+// `loss` is set, it receives observed_loss() of x as given (before the steps).
+FEWREC_ALS_INLINE void cg_row(const HalfStep& h, int64_t lo, int64_t hi, int steps, float* __restrict x,
+                              float* __restrict r, float* __restrict p, float* __restrict ap, double* loss) {
   const int k = h.k;
+  const float* weight = h.weight;
   // r = b - A x = sum_i c_i y_i - G x - sum_i w_i (y_i . x) y_i
   symmetric_matvec(h.gram, x, r, k);
   for (int j = 0; j < k; ++j) r[j] = -r[j];
-  for (int64_t e = lo; e < hi; ++e) {
-    if (e + kPrefetchDistance < hi)
-      prefetch_row(h.other + static_cast<size_t>(h.index[e + kPrefetchDistance]) * k, k);
-    const float* y = h.other + static_cast<size_t>(h.index[e]) * k;
-    const float w = h.weight[e];
-    axpy(1.0f + w - w * dot(y, x, k), y, r, k);
-  }
+  double sum = 0.0;
+  for_pairs(h, lo, hi, x, r, [&](int64_t e, float s) {
+    const float w = weight[e];
+    if (loss) sum += pair_loss(w, s);
+    return 1.0f + w - w * s;
+  });
+  if (loss) *loss = sum;
   std::copy_n(r, k, p);
   float rs_old = dot(r, r, k);
   if (rs_old < kResidualTolerance) return;
   for (int it = 0; it < steps; ++it) {
     // ap = A p without forming A
     symmetric_matvec(h.gram, p, ap, k);
-    for (int64_t e = lo; e < hi; ++e) {
-      if (e + kPrefetchDistance < hi)
-        prefetch_row(h.other + static_cast<size_t>(h.index[e + kPrefetchDistance]) * k, k);
-      const float* y = h.other + static_cast<size_t>(h.index[e]) * k;
-      axpy(h.weight[e] * dot(y, p, k), y, ap, k);
-    }
+    for_pairs(h, lo, hi, p, ap, [&](int64_t e, float s) { return weight[e] * s; });
     const float pap = dot(p, ap, k);
     if (!(pap > 0.0f)) return;  // only with regularization 0 and a singular system
     const float step = rs_old / pap;
@@ -355,16 +510,18 @@ void cg_rows(const HalfStep& h, int64_t begin, int64_t end, int steps, float* sc
   const int k = h.k;
   for (int64_t row = begin; row < end; ++row) {
     float* x = h.factors + static_cast<size_t>(row) * k;
+    double* loss = h.row_loss ? h.row_loss + row : nullptr;
     const int64_t lo = h.offsets[row], hi = h.offsets[row + 1];
-    if (lo == hi)
+    if (lo == hi) {
       std::fill_n(x, k, 0.0f);
-    else
-      cg_row(h, lo, hi, steps, x, scratch, scratch + k, scratch + 2 * k);
-    if (h.row_loss) h.row_loss[row] = observed_loss(h, row);
+      if (loss) *loss = 0.0;
+    } else {
+      cg_row(h, lo, hi, steps, x, scratch, scratch + k, scratch + 2 * k, loss);
+    }
   }
 }
 
-// observed_loss of rows [begin, end) into h.row_loss (after exact solves).
+// observed_loss of rows [begin, end) into h.row_loss.
 FEWREC_ALS_KERNEL
 void observed_loss_rows(const HalfStep& h, int64_t begin, int64_t end) {
   for (int64_t row = begin; row < end; ++row) h.row_loss[row] = observed_loss(h, row);
@@ -372,7 +529,6 @@ void observed_loss_rows(const HalfStep& h, int64_t begin, int64_t end) {
 
 using MatrixF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
 using VectorF = Eigen::Matrix<float, Eigen::Dynamic, 1>;
-using RowsF = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 
 // Exact solve of one row's normal equations (also used by fold-in).
 class ExactSolver {
@@ -412,24 +568,76 @@ class ExactSolver {
   Eigen::LLT<MatrixF, Eigen::Lower> llt_;
 };
 
+// Adds the lower triangle (j <= i) of rows^T rows, for m rows of a row-major
+// [m x k] matrix, to g (row-major k x k; entries above the diagonal may be
+// touched too). Tiles of 4 x 16 entries held in registers, over chunks of
+// rows that stay in the L1 cache; each entry sums its rows in order.
+FEWREC_ALS_KERNEL
+void add_lower_gram(const float* rows, int64_t m, int k, float* g) {
+  constexpr int64_t kChunk = 64;
+  const auto entry = [&](int i, int j, int64_t r0, int64_t r1) {
+    float sum = g[static_cast<size_t>(i) * k + j];
+    for (int64_t r = r0; r < r1; ++r) sum += rows[r * k + i] * rows[r * k + j];
+    g[static_cast<size_t>(i) * k + j] = sum;
+  };
+  for (int64_t r0 = 0; r0 < m; r0 += kChunk) {
+    const int64_t r1 = std::min(m, r0 + kChunk);
+    int i = 0;
+    for (; i + 4 <= k; i += 4) {
+      int j = 0;
+      for (; j + 16 <= k && j <= i + 3; j += 16) {
+        float* out = g + static_cast<size_t>(i) * k + j;
+        Lanes8 a0 = load8(out), a1 = load8(out + 8), b0 = load8(out + k), b1 = load8(out + k + 8);
+        Lanes8 c0 = load8(out + 2 * k), c1 = load8(out + 2 * k + 8), d0 = load8(out + 3 * k),
+               d1 = load8(out + 3 * k + 8);
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* y = rows + r * k;
+          const Lanes8 y0 = load8(y + j), y1 = load8(y + j + 8);
+          a0 += y[i] * y0;
+          a1 += y[i] * y1;
+          b0 += y[i + 1] * y0;
+          b1 += y[i + 1] * y1;
+          c0 += y[i + 2] * y0;
+          c1 += y[i + 2] * y1;
+          d0 += y[i + 3] * y0;
+          d1 += y[i + 3] * y1;
+        }
+        store8(out, a0);
+        store8(out + 8, a1);
+        store8(out + k, b0);
+        store8(out + k + 8, b1);
+        store8(out + 2 * k, c0);
+        store8(out + 2 * k + 8, c1);
+        store8(out + 3 * k, d0);
+        store8(out + 3 * k + 8, d1);
+      }
+      for (int q = 0; q < 4; ++q)
+        for (int jj = j; jj <= i + q; ++jj) entry(i + q, jj, r0, r1);
+    }
+    for (; i < k; ++i)
+      for (int j = 0; j <= i; ++j) entry(i, j, r0, r1);
+  }
+}
+
 // rows^T rows of a row-major [n x k] matrix, in blocks of rows (their size
 // depends on n only) summed in block order: the result does not depend on the
 // number of threads. At most 256 partial k x k sums are held.
-MatrixF gram_matrix(const std::vector<float>& rows, int64_t n, int k, int threads) {
+MatrixF gram_matrix(const float* rows, int64_t n, int k, int threads) {
   const int64_t block_rows = std::max<int64_t>(4096, (n + 255) / 256);
   const int64_t blocks = (n + block_rows - 1) / block_rows;
-  std::vector<MatrixF> partial(static_cast<size_t>(blocks));
+  std::vector<AlignedFloats> partial(static_cast<size_t>(blocks));
   core::parallel_for(0, blocks, threads, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       const int64_t lo = b * block_rows, m = std::min(block_rows, n - lo);
-      RowsF block(rows.data() + static_cast<size_t>(lo) * k, m, k);
-      MatrixF& g = partial[static_cast<size_t>(b)];
-      g.setZero(k, k);
-      g.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+      AlignedFloats& g = partial[static_cast<size_t>(b)];
+      g.assign(static_cast<size_t>(k) * k, 0.0f);
+      add_lower_gram(rows + static_cast<size_t>(lo) * k, m, k, g.data());
     }
   }, 1);
   MatrixF g = MatrixF::Zero(k, k);
-  for (const auto& p : partial) g += p;
+  for (const auto& p : partial)
+    for (int i = 0; i < k; ++i)
+      for (int j = 0; j <= i; ++j) g(i, j) += p[static_cast<size_t>(i) * k + j];
   g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
   return g;
 }
@@ -446,24 +654,27 @@ class AlsModel final : public FactorModel {
     const auto alpha = static_cast<float>(options_.alpha);
     const auto reg = static_cast<float>(options_.regularization);
 
-    const ConfidenceMatrix by_user = user_matrix(train, options_.use_values, alpha, threads);
-    const ConfidenceMatrix by_item = transpose(by_user, train.num_items());
-    allocate(train.num_users(), train.num_items());
-    advise_huge_pages(user_factors_);
-    advise_huge_pages(item_factors_);
+    ConfidenceMatrix by_user = user_matrix(train, options_.use_values, alpha, threads);
+    ConfidenceMatrix by_item = transpose(by_user, train.num_items());
+    const int32_t num_users = train.num_users(), num_items = train.num_items();
     monitor.info(fmt::format("als: {} users, {} items, {} distinct pairs, {} factors, {} solver, {} threads",
-                             num_users_, num_items_, by_user.nnz(), k,
+                             num_users, num_items, by_user.nnz(), k,
                              options_.solver == "cg" ? fmt::format("cg ({} steps)", options_.cg_steps)
                                                      : std::string("cholesky"),
                              threads));
 
+    // Trained in cache-line-aligned arrays (see CacheLineAllocator), copied
+    // into the model at the end.
+    AlignedFloats user_factors(static_cast<size_t>(num_users) * k), item_factors(static_cast<size_t>(num_items) * k);
+    advise_huge_pages(user_factors.data(), user_factors.size());
+    advise_huge_pages(item_factors.data(), item_factors.size());
     core::Rng rng_users(core::derive_seed(train_options.seed, 0));
     core::Rng rng_items(core::derive_seed(train_options.seed, 1));
-    for (float& v : user_factors_) v = static_cast<float>(core::uniform01(rng_users) * options_.init_scale);
-    for (float& v : item_factors_) v = static_cast<float>(core::uniform01(rng_items) * options_.init_scale);
+    for (float& v : user_factors) v = static_cast<float>(core::uniform01(rng_users) * options_.init_scale);
+    for (float& v : item_factors) v = static_cast<float>(core::uniform01(rng_items) * options_.init_scale);
 
     struct Scratch {
-      std::vector<float> cg;
+      AlignedFloats cg;
       std::unique_ptr<ExactSolver> exact;
     };
     std::vector<Scratch> scratch(static_cast<size_t>(threads));
@@ -472,15 +683,19 @@ class AlsModel final : public FactorModel {
       if (options_.solver == "cholesky") s.exact = std::make_unique<ExactSolver>(k);
     }
     const int steps = static_cast<int>(options_.cg_steps);
-    const int64_t total_rows = static_cast<int64_t>(num_users_) + num_items_;
+    const int64_t total_rows = static_cast<int64_t>(num_users) + num_items;
     core::ProgressScope progress(monitor, "als", options_.iterations * total_rows);
 
-    // One half-iteration: solve every row of `h.factors` against the fixed side.
+    // One half-iteration: solve every row of `h.factors` against the fixed
+    // side, whose Gram matrix (+ regularization) is `gram`.
+    AlignedFloats gram_copy(static_cast<size_t>(k) * k);
     auto solve_side = [&](HalfStep h, const MatrixF& gram, int64_t rows) {
-      h.gram = gram.data();
+      std::copy_n(gram.data(), gram_copy.size(), gram_copy.data());
+      h.gram = gram_copy.data();
       core::parallel_for(0, rows, threads, [&](int64_t begin, int64_t end, int worker) {
         Scratch& s = scratch[static_cast<size_t>(worker)];
         if (s.exact) {
+          if (h.row_loss) observed_loss_rows(h, begin, end);  // before the solves, as cg_rows does
           for (int64_t row = begin; row < end; ++row) {
             const int64_t lo = h.offsets[row], n = h.offsets[row + 1] - lo;
             float* x = h.factors + static_cast<size_t>(row) * k;
@@ -489,7 +704,6 @@ class AlsModel final : public FactorModel {
             else
               s.exact->solve(gram, h.other, h.index + lo, h.weight + lo, n, x);
           }
-          if (h.row_loss) observed_loss_rows(h, begin, end);
         } else {
           cg_rows(h, begin, end, steps, s.cg.data());
         }
@@ -503,35 +717,53 @@ class AlsModel final : public FactorModel {
 
     losses_.clear();
     iteration_seconds_.clear();
-    // The observed part of the loss, per item, from the item half-step (the
-    // last one of an iteration).
-    std::vector<double> row_loss(static_cast<size_t>(num_items_));
-    MatrixF item_gram = gram_matrix(item_factors_, num_items_, k, threads);
-    for (int64_t it = 0; it < options_.iterations; ++it) {
-      const auto start = std::chrono::steady_clock::now();
-      HalfStep users{nullptr, item_factors_.data(), by_user.offsets.data(), by_user.index.data(),
-                     by_user.weight.data(), user_factors_.data(), k};
-      solve_side(users, with_reg(item_gram), num_users_);
-      const MatrixF user_gram = gram_matrix(user_factors_, num_users_, k, threads);
-      HalfStep items{nullptr, user_factors_.data(), by_item.offsets.data(), by_item.index.data(),
-                     by_item.weight.data(), item_factors_.data(), k, row_loss.data()};
-      solve_side(items, with_reg(user_gram), num_items_);
-      item_gram = gram_matrix(item_factors_, num_items_, k, threads);
-
-      // Loss = sum_u x_u^T (Y^T Y) x_u + sum_observed [c (1 - s)^2 - s^2] + reg (|X|^2 + |Y|^2),
-      // with sum_u x_u^T (Y^T Y) x_u = <X^T X, Y^T Y>.
+    // Loss = sum_u x_u^T (Y^T Y) x_u + sum_observed [c (1 - s)^2 - s^2] + reg (|X|^2 + |Y|^2),
+    // with sum_u x_u^T (Y^T Y) x_u = <X^T X, Y^T Y>. The observed part of
+    // iteration t's loss is summed per user by the user half-step of
+    // iteration t + 1, in its first pass over the pairs (the user vectors
+    // are still those of iteration t); that of the last iteration by a pass
+    // of its own.
+    std::vector<double> row_loss(static_cast<size_t>(num_users));
+    auto record_loss = [&](int64_t iteration, const MatrixF& user_gram, const MatrixF& item_gram) {
       double loss = 0.0;
       for (double v : row_loss) loss += v;
       loss += (user_gram.cast<double>().array() * item_gram.cast<double>().array()).sum();
       loss += options_.regularization *
               (static_cast<double>(user_gram.trace()) + static_cast<double>(item_gram.trace()));
+      losses_.push_back(loss);
+      monitor.metric("loss", loss, iteration);
+    };
+    MatrixF item_gram = gram_matrix(item_factors.data(), num_items, k, threads);
+    MatrixF user_gram;
+    for (int64_t it = 0; it < options_.iterations; ++it) {
+      const auto start = std::chrono::steady_clock::now();
+      HalfStep users{nullptr, item_factors.data(), by_user.offsets.data(), by_user.index.data(),
+                     by_user.weight.data(), user_factors.data(), k, it > 0 ? row_loss.data() : nullptr};
+      solve_side(users, with_reg(item_gram), num_users);
+      if (it > 0) record_loss(it, user_gram, item_gram);
+      user_gram = gram_matrix(user_factors.data(), num_users, k, threads);
+      HalfStep items{nullptr, user_factors.data(), by_item.offsets.data(), by_item.index.data(),
+                     by_item.weight.data(), item_factors.data(), k};
+      solve_side(items, with_reg(user_gram), num_items);
+      item_gram = gram_matrix(item_factors.data(), num_items, k, threads);
+      if (it + 1 == options_.iterations) {
+        users.row_loss = row_loss.data();
+        core::parallel_for(0, num_users, threads,
+                           [&](int64_t begin, int64_t end, int) { observed_loss_rows(users, begin, end); }, 32);
+        record_loss(it + 1, user_gram, item_gram);
+      }
       iteration_seconds_.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-      losses_.push_back(loss);
-      monitor.metric("loss", loss, it + 1);
     }
     progress.finish();
     distinct_pairs_ = by_user.nnz();
+    by_user = {};  // lower the peak memory of the copies below
+    by_item = {};
+    allocate(num_users, num_items);
+    std::copy(user_factors.begin(), user_factors.end(), user_factors_.begin());
+    AlignedFloats().swap(user_factors);
+    std::copy(item_factors.begin(), item_factors.end(), item_factors_.begin());
+    AlignedFloats().swap(item_factors);
     finish(item_gram);
   }
 
@@ -554,7 +786,7 @@ class AlsModel final : public FactorModel {
     o.check_all_used();
     auto model = std::make_unique<AlsModel>(spec, options);
     model->load_factors(reader, prefix);
-    model->finish(gram_matrix(model->item_factors_, model->num_items_, model->dim_, 0));
+    model->finish(gram_matrix(model->item_factors_.data(), model->num_items_, model->dim_, 0));
     return model;
   }
 

@@ -12,5 +12,6 @@ void register_itemknn(ModelRegistry& registry);
 void register_als(ModelRegistry& registry);
 void register_bpr(ModelRegistry& registry);
 void register_hybrid(ModelRegistry& registry);
+void register_sasrec(ModelRegistry& registry);
 
 }  // namespace fewrec::models

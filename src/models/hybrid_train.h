@@ -43,6 +43,19 @@ struct Embeddings {
 // features); returns sum_f w_f * bias[f] (0 without biases).
 float represent(const FeatureRows& rows, int32_t r, const Embeddings& e, float* out, int skip = 0);
 
+// The items' fixed text vectors t_i (dense), already scaled by the model's
+// text weight, and their learned projection P: item i adds P t_i to its
+// representation and t_i . b to its bias. `projection` holds P transposed:
+// one row of `dim` factors (and one bias) per text dimension.
+struct ItemText {
+  int32_t dim = 0;             // text dimension (0: no text part)
+  std::vector<float> vectors;  // [items x dim]
+  const float* row(int32_t i) const { return vectors.data() + static_cast<size_t>(i) * static_cast<size_t>(dim); }
+};
+
+// out += P t (zero entries of t skipped); returns t . b.
+float add_text(const float* t, int32_t text_dim, const Embeddings& projection, float* out);
+
 struct TrainerOptions {
   bool warp = true;  // else BPR
   int64_t epochs = 30;
@@ -58,6 +71,9 @@ struct TrainerOptions {
   // features learn to carry an item alone, as they must for cold items.
   double item_id_dropout = 0.0;
   bool item_rows_have_ids = false;
+  // Pairs whose text projection gradients a thread sums before one optimizer
+  // step on the (shared) projection.
+  int64_t text_batch = 16;
   int threads = 1;
   uint64_t seed = 42;
   std::string model = "hybrid";  // for messages
@@ -71,9 +87,13 @@ struct TrainResult {
 // positives[positive_offsets[u], positive_offsets[u+1]) (sorted, unique).
 // Negatives are drawn uniformly from `candidates` (every item when empty).
 // A parameter turning non-finite is kInvalidArgument (lower the learning rate).
+// `text` (dim 0: none) adds P t_i to the items; `projection` (text.dim rows,
+// with biases) is trained with them: one step per (positive, negative) pair
+// on the gradient through t_j - t_i, as P is shared by both items.
 TrainResult train(const FeatureRows& user_rows, const FeatureRows& item_rows,
                   std::span<const int64_t> positive_offsets, std::span<const int32_t> positives,
                   std::span<const int32_t> candidates, Embeddings& users, Embeddings& items,
-                  const TrainerOptions& options, core::Monitor& monitor);
+                  const ItemText& text, Embeddings& projection, const TrainerOptions& options,
+                  core::Monitor& monitor);
 
 }  // namespace fewrec::models::hybrid

@@ -65,6 +65,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_als(registry);
   register_bpr(registry);
   register_hybrid(registry);
+  register_sasrec(registry);
 }
 
 }  // namespace fewrec::models

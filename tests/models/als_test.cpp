@@ -137,6 +137,52 @@ TEST(Als, LossDecreasesEveryIterationAndMatchesTheDenseObjective) {
   }
 }
 
+// The loss of iteration t is summed while iteration t + 1 runs (and that of
+// the last one by a pass of its own): each reported loss is still the
+// objective of the factors as they were after that iteration.
+TEST(Als, EveryReportedLossIsTheObjectiveAfterThatIteration) {
+  auto ds = small_synthetic();
+  for (std::string solver : {"cg", "cholesky"}) {
+    SCOPED_TRACE(solver);
+    const std::string spec = "als:factors=16,regularization=5,alpha=4,solver=" + solver;
+    LossRecorder rec;
+    auto m = fitted(spec + ",iterations=6", ds, 1, rec);
+    ASSERT_EQ(rec.losses.size(), 6u);
+    for (int t : {1, 2, 5}) {
+      SCOPED_TRACE(t);
+      // Training is deterministic: a t-iteration fit has the factors of iteration t.
+      auto shorter = fitted(spec + ",iterations=" + std::to_string(t), ds);
+      const double dense = dense_objective(factors_of(*shorter), ds, 4.0, 5.0);
+      EXPECT_NEAR(rec.losses[static_cast<size_t>(t - 1)], dense, 1e-4 * dense);
+    }
+    EXPECT_NEAR(rec.losses.back(), dense_objective(factors_of(*m), ds, 4.0, 5.0), 1e-4 * rec.losses.back());
+  }
+}
+
+// The vector kernels work in blocks of 4 pairs, 8 and 16 floats and panels
+// of 64: factor counts that are not multiples of those take their remainder
+// paths. Conjugate gradient with as many steps as factors solves each
+// half-step as exactly as Cholesky does, and the loss is the dense objective.
+TEST(Als, AnyFactorCountTrainsLikeTheExactSolver) {
+  auto ds = small_synthetic(200, 150, 4);
+  for (int factors : {1, 3, 13, 24, 40, 72}) {
+    SCOPED_TRACE(factors);
+    const std::string common =
+        "als:iterations=3,regularization=5,alpha=4,factors=" + std::to_string(factors);
+    LossRecorder cg_loss;
+    auto cg = fitted(common + ",solver=cg,cg_steps=" + std::to_string(factors + 10), ds, 1, cg_loss);
+    auto exact = fitted(common + ",solver=cholesky", ds);
+    const double dense = dense_objective(factors_of(*cg), ds, 4.0, 5.0);
+    EXPECT_NEAR(cg_loss.losses.back(), dense, 1e-4 * dense);
+    double worst = 1.0;
+    for (UserIndex u = 0; u < ds.num_users(); u += 11) {
+      auto context = data::context_from_dataset(ds, u);
+      worst = std::min(worst, cosine(scores_of(*cg, context), scores_of(*exact, context)));
+    }
+    EXPECT_GT(worst, 0.999);
+  }
+}
+
 TEST(Als, CholeskyAndConjugateGradientAgreeAfterConvergence) {
   auto ds = small_synthetic(200, 150, 4);
   const std::string common = "als:factors=8,iterations=40,regularization=5,alpha=4";

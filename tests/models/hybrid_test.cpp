@@ -531,7 +531,7 @@ TEST(Hybrid, WorksWithoutAnyFeatureTable) {
   const auto s = scores_of(*m, new_user({1, 2}));
   for (float x : s) EXPECT_TRUE(std::isfinite(x));
   EXPECT_THAT(error_of([&] { fitted("hybrid:ids=false", ds); }, ErrorCode::kInvalidArgument),
-              HasSubstr("items have no representation: ids=false and no item feature was found"));
+              HasSubstr("items have no representation: ids=false, no text vectors and no item feature was found"));
 }
 
 TEST(Hybrid, BadOptionsGiveClearErrors) {
