@@ -13,5 +13,6 @@ void register_als(ModelRegistry& registry);
 void register_bpr(ModelRegistry& registry);
 void register_hybrid(ModelRegistry& registry);
 void register_sasrec(ModelRegistry& registry);
+void register_two_tower(ModelRegistry& registry);
 
 }  // namespace fewrec::models

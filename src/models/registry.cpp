@@ -66,6 +66,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_bpr(registry);
   register_hybrid(registry);
   register_sasrec(registry);
+  register_two_tower(registry);
 }
 
 }  // namespace fewrec::models

@@ -49,7 +49,7 @@ EncoderRegistry& encoder_registry() {
     EncoderRegistry r;
     register_hashing_encoder(r);
     register_glove_encoder(r);
-    // register_bert_encoder(r);  -- enabled when src/text/bert.cpp lands
+    register_bert_encoder(r);
     return r;
   }();
   return registry;

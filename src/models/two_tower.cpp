@@ -1,0 +1,677 @@
+// two_tower: a user tower and an item tower trained with a sampled softmax,
+// on LibTorch.
+//
+// Item tower. An item's input vector is the sum of
+//   - its id embedding (only for items with training interactions; during
+//     training it is dropped with probability `id_dropout`, so the tower
+//     learns to stand on content alone, which is all a cold item has),
+//   - the mean embedding of its features (categorical values, tags, title
+//     words, numeric buckets: hybrid_features.h),
+//   - W t, t its fixed pretrained text vector (`text_encoder` or a vector file
+//     of `fewrec encode`: hybrid_text.h) and W a learned projection;
+// the tower's output is x + MLP(x), L2-normalised.
+// User tower. The mean input vector of the last `history` items of the user's
+// history, concatenated with the mean embedding of the user's features, goes
+// through an MLP (plus the history mean as residual), L2-normalised. A user
+// has no id embedding: known and new users are both represented by what
+// their context holds, so adapt() is exact for new users.
+//
+// Training pairs are the (user, item) interactions; the context of a pair is
+// the user's other items (the last `history` of them). The loss is a softmax
+// over the batch's target items (in-batch negatives) plus `negatives` items
+// drawn uniformly from the trained items, on cosine / temperature, with the
+// log-Q correction (each candidate's logit minus the log of its expected
+// count among the candidates: popularity for in-batch items) and accidental
+// hits (a candidate equal to the row's target) masked.
+//
+// Scores are dot products of the normalised vectors, so retrieval can use the
+// item vectors; add_items() runs the item tower on new items' content.
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/normalization.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/activation.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/optimizer.h>
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "builtin.h"
+#include "common.h"
+#include "fewrec/core/artifact.h"
+#include "fewrec/core/monitor.h"
+#include "fewrec/core/rng.h"
+#include "fewrec/core/threads.h"
+#include "fewrec/train/train.h"
+#include "hybrid_features.h"
+#include "hybrid_text.h"
+
+namespace fewrec::models {
+
+namespace {
+
+constexpr const char* kName = "two_tower";
+
+struct TwoTowerOptions {
+  int64_t dim = 64;
+  int64_t hidden = 128;
+  int64_t history = 50;
+  int64_t epochs = 20;
+  int64_t batch_size = 256;
+  int64_t negatives = 256;
+  double temperature = 0.05;
+  bool logq = true;
+  bool ids = true;
+  double id_dropout = 0.3;
+  hybrid::ColumnSelection item_features;
+  hybrid::ColumnSelection user_features;
+  hybrid::VocabularyOptions vocab;
+  hybrid::TextSourceOptions text;
+  train::OptimizerOptions optimizer;
+  int64_t threads = 0;
+
+  static TwoTowerOptions read(DocumentedOptions& o) {
+    TwoTowerOptions p;
+    p.dim = o.get_int("dim", p.dim, "output size of both towers", 1, 4096);
+    p.hidden = o.get_int("hidden", p.hidden, "hidden width of the towers' MLPs", 1, 65536);
+    p.history = o.get_int("history", p.history, "the user tower reads the last `history` items of the context", 1,
+                          100000);
+    p.epochs = o.get_int("epochs", p.epochs, "passes over the training interactions", 1, 100000);
+    p.batch_size = o.get_int("batch_size", p.batch_size, "interactions per step (also the in-batch negatives)", 1,
+                             1 << 20);
+    p.negatives = o.get_int("negatives", p.negatives,
+                            "extra negatives per step, drawn uniformly from the trained items (0 = in-batch only)", 0,
+                            1 << 20);
+    p.temperature = o.get_double("temperature", p.temperature, "softmax temperature on the cosine scores", 1e-4, 100.0);
+    p.logq = o.get_bool("logq", p.logq,
+                        "log-Q correction: subtract from each candidate's logit the log of its expected count among "
+                        "the candidates (in-batch items are drawn by popularity)");
+    p.ids = o.get_bool("ids", p.ids, "item id embeddings (items with training interactions only)");
+    p.id_dropout = o.get_double("id_dropout", p.id_dropout,
+                                "probability of dropping an item's id embedding in a training step (teaches the item "
+                                "tower to work from content alone, as for cold items)",
+                                0.0, 1.0);
+    p.item_features = hybrid::ColumnSelection::parse(
+        o.get_string("item_features", "all", "item feature columns: all, none, or names joined by +"),
+        "model `two_tower`: option `item_features`");
+    p.user_features = hybrid::ColumnSelection::parse(
+        o.get_string("user_features", "all", "user feature columns: all, none, or names joined by +"),
+        "model `two_tower`: option `user_features`");
+    p.vocab.min_df = o.get_int("min_df", p.vocab.min_df, "feature values seen in fewer rows are dropped", 1, INT32_MAX);
+    p.vocab.max_vocab = o.get_int("max_vocab", p.vocab.max_vocab,
+                                  "per text column: keep the most frequent words (0 = all)", 0, INT32_MAX);
+    p.text.encoder = o.get_string("text_encoder", p.text.encoder,
+                                  "pretrained item text vectors: none, or a text encoder (hashing, glove, bert; see "
+                                  "`fewrec encoders`) run on the items' texts at fit and on new items in add_items");
+    p.text.encoder_options = hybrid::parse_encoder_options(
+        o.get_string("text_options", "",
+                     "options of the text encoder as key=value pairs joined by `;` (e.g. dim=512;ngrams=2)"),
+        "model `two_tower`: option `text_options`");
+    p.text.fields = hybrid::ColumnSelection::parse(
+        o.get_string("text_fields", "all",
+                     "item columns whose texts are encoded, joined by + (all: every text column, then every tag "
+                     "column)"),
+        "model `two_tower`: option `text_fields`");
+    p.text.item_vectors = o.get_string("item_vectors", p.text.item_vectors,
+                                       "instead of text_encoder: a vector file written by `fewrec encode`");
+    p.optimizer.name = o.get_choice("optimizer", "adam", {"adam", "adamw", "adagrad", "sgd"}, "optimizer");
+    p.optimizer.lr = o.get_double("learning_rate", 2e-3, "base learning rate", 0.0);
+    p.optimizer.weight_decay = o.get_double("weight_decay", 0.0, "weight decay on every parameter", 0.0);
+    p.threads = o.get_int("threads", p.threads, "LibTorch intra-op threads (0 = train.threads, else all cores)", 0,
+                          1024);
+    hybrid::check_text_options(p.text, kName);
+    return p;
+  }
+};
+
+ModelSpec canonical_spec(ModelSpec spec, const TwoTowerOptions& o) {
+  if (spec.options.count("item_features")) spec.options["item_features"] = o.item_features.to_string();
+  if (spec.options.count("user_features")) spec.options["user_features"] = o.user_features.to_string();
+  if (spec.options.count("text_fields")) spec.options["text_fields"] = o.text.fields.to_string();
+  if (spec.options.count("text_options"))
+    spec.options["text_options"] =
+        hybrid::encoder_options_to_string(o.text.encoder_options, "model `two_tower`: option `text_options`");
+  return spec;
+}
+
+// Lists of feature indices per row, CSR.
+struct Bags {
+  std::vector<int64_t> offsets{0};
+  std::vector<int64_t> ids;
+  void add(const std::vector<int32_t>& f) {
+    ids.insert(ids.end(), f.begin(), f.end());
+    offsets.push_back(static_cast<int64_t>(ids.size()));
+  }
+  int64_t rows() const { return static_cast<int64_t>(offsets.size()) - 1; }
+  // Flat ids and start offsets of rows `rows` (for EmbeddingBag).
+  void gather(std::span<const int64_t> rows, std::vector<int64_t>& flat, std::vector<int64_t>& starts) const {
+    flat.clear();
+    starts.clear();
+    for (int64_t r : rows) {
+      starts.push_back(static_cast<int64_t>(flat.size()));
+      if (r >= 0 && r < this->rows())
+        flat.insert(flat.end(), ids.begin() + offsets[static_cast<size_t>(r)],
+                    ids.begin() + offsets[static_cast<size_t>(r) + 1]);
+    }
+  }
+};
+
+torch::Tensor long_tensor(const std::vector<int64_t>& v) {
+  return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, torch::kLong).clone();
+}
+
+struct NetImpl : torch::nn::Module {
+  NetImpl(int64_t num_items, int64_t item_feats, int64_t user_feats, int64_t text_dim, const TwoTowerOptions& o)
+      : dim(o.dim) {
+    if (o.ids) id_emb = register_module("id_emb", torch::nn::Embedding(num_items, o.dim));
+    if (item_feats > 0)
+      item_feat = register_module(
+          "item_feat", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(item_feats, o.dim).mode(torch::kMean)));
+    if (user_feats > 0)
+      user_feat = register_module(
+          "user_feat", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(user_feats, o.dim).mode(torch::kMean)));
+    if (text_dim > 0)
+      text_proj = register_module("text_proj", torch::nn::Linear(torch::nn::LinearOptions(text_dim, o.dim).bias(false)));
+    item_mlp = register_module("item_mlp", torch::nn::Sequential(torch::nn::Linear(o.dim, o.hidden), torch::nn::ReLU(),
+                                                                  torch::nn::Linear(o.hidden, o.dim)));
+    user_mlp = register_module("user_mlp", torch::nn::Sequential(torch::nn::Linear(2 * o.dim, o.hidden),
+                                                                  torch::nn::ReLU(), torch::nn::Linear(o.hidden, o.dim)));
+    torch::NoGradGuard ng;
+    for (auto& p : named_parameters(true))
+      if (p.key().find("emb") != std::string::npos || p.key().find("feat") != std::string::npos)
+        p.value().normal_(0.0, 0.05);
+  }
+
+  // Input vectors [U, dim] of items `ids`: id part times `id_keep` [U] (0/1),
+  // feature bags (flat, starts), text rows [U, text_dim] (undefined = none).
+  torch::Tensor item_input(const torch::Tensor& ids, const torch::Tensor& id_keep, const torch::Tensor& flat,
+                           const torch::Tensor& starts, const torch::Tensor& text) {
+    auto x = torch::zeros({ids.size(0), dim});
+    if (id_emb) x = x + id_emb(ids) * id_keep.unsqueeze(1);
+    if (item_feat && flat.numel() > 0) x = x + item_feat(flat, starts);
+    if (text_proj && text.defined()) x = x + text_proj(text);
+    return x;
+  }
+  torch::Tensor item_out(const torch::Tensor& x) {
+    return torch::nn::functional::normalize(x + item_mlp->forward(x),
+                                            torch::nn::functional::NormalizeFuncOptions().dim(1));
+  }
+  // pooled [B, dim] history mean; user feature bags.
+  torch::Tensor user_out(const torch::Tensor& pooled, const torch::Tensor& flat, const torch::Tensor& starts) {
+    torch::Tensor f = torch::zeros_like(pooled);
+    if (user_feat && flat.numel() > 0) f = user_feat(flat, starts);
+    auto h = pooled + user_mlp->forward(torch::cat({pooled, f}, 1));
+    return torch::nn::functional::normalize(h, torch::nn::functional::NormalizeFuncOptions().dim(1));
+  }
+
+  int64_t dim;
+  torch::nn::Embedding id_emb{nullptr};
+  torch::nn::EmbeddingBag item_feat{nullptr}, user_feat{nullptr};
+  torch::nn::Linear text_proj{nullptr};
+  torch::nn::Sequential item_mlp{nullptr}, user_mlp{nullptr};
+};
+TORCH_MODULE(Net);
+
+class TwoTowerState final : public UserState {
+ public:
+  std::vector<float> vector;
+};
+
+class TwoTowerModel final : public Model {
+ public:
+  TwoTowerModel(ModelSpec spec, TwoTowerOptions options)
+      : Model(canonical_spec(std::move(spec), options)), o_(std::move(options)) {}
+
+  void fit(const data::Dataset& train, const TrainOptions& topts, core::Monitor& monitor) override {
+    const int threads = o_.threads > 0 ? static_cast<int>(o_.threads) : core::resolve_threads(topts.threads);
+    train::set_threads(threads);
+    torch::manual_seed(topts.seed);
+    const auto& cat = train.catalogue();
+    num_items_ = train.num_items();
+    const int32_t n_users = train.num_users();
+
+    // Trained items, popularity.
+    const auto offsets = train.user_offsets();
+    const auto items = train.item_column();
+    std::vector<int64_t> count(static_cast<size_t>(num_items_), 0);
+    for (ItemIndex i : items) ++count[static_cast<size_t>(i)];
+    known_.assign(static_cast<size_t>(num_items_), 0);
+    std::vector<ItemIndex> trained;
+    for (ItemIndex i = 0; i < num_items_; ++i)
+      if (count[static_cast<size_t>(i)] > 0) {
+        known_[static_cast<size_t>(i)] = 1;
+        trained.push_back(i);
+      }
+    FEWREC_CHECK(!trained.empty(), kInvalidArgument, "model `{}`: the training data has no interaction", name());
+
+    // Features of every item and user of the catalogue.
+    std::vector<int32_t> all_users(static_cast<size_t>(n_users));
+    std::iota(all_users.begin(), all_users.end(), 0);
+    // Item vocabulary from the trained items only: a value no trained item
+    // has would keep its random initial embedding.
+    std::vector<int32_t> trained_rows(trained.begin(), trained.end());
+    item_space_ =
+        hybrid::FeatureSpace::build(cat.item_features, trained_rows, o_.item_features, o_.vocab, "item", name());
+    user_space_ = hybrid::FeatureSpace::build(cat.user_features, all_users, o_.user_features, o_.vocab, "user", name());
+    item_bags_ = Bags{};
+    std::vector<int32_t> f;
+    for (ItemIndex i = 0; i < num_items_; ++i) {
+      f.clear();
+      item_space_.encode_row(cat.item_features, i, f);
+      item_bags_.add(f);
+    }
+    Bags user_bags;
+    for (int32_t u = 0; u < n_users; ++u) {
+      f.clear();
+      user_space_.encode_row(cat.user_features, u, f);
+      user_bags.add(f);
+    }
+
+    // Pretrained text vectors.
+    text_dim_ = 0;
+    text_.reset();
+    text_identity_.clear();
+    nlohmann::json text_info;
+    if (o_.text.enabled()) {
+      text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
+      text::Matrix m = text_source_->vectors(cat, 0, monitor);
+      check_text(m, "the items'");
+      text_dim_ = m.cols;
+      text_identity_ = text_source_->identity();
+      text_ = torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone();
+      text_info = text_source_->describe();
+    }
+    FEWREC_CHECK(o_.ids || !item_space_.empty() || text_dim_ > 0, kInvalidArgument,
+                 "model `{}`: items have no representation: ids=false, no item feature and no text vectors", name());
+
+    net_ = Net(num_items_, item_space_.size(), user_space_.size(), text_dim_, o_);
+    auto optimizer = train::make_optimizer(net_->parameters(), o_.optimizer);
+
+    // Training pairs: every interaction row of a user with at least 2 rows
+    // (a context must remain); the row's user by offsets.
+    std::vector<int64_t> pairs;
+    std::vector<data::UserIndex> pair_user;
+    for (data::UserIndex u = 0; u < n_users; ++u)
+      if (offsets[u + 1] - offsets[u] >= 2)
+        for (int64_t r = offsets[u]; r < offsets[u + 1]; ++r) {
+          pairs.push_back(r);
+          pair_user.push_back(u);
+        }
+    FEWREC_CHECK(!pairs.empty(), kInvalidArgument, "model `{}`: no user has two or more training interactions",
+                 name());
+    const double total = static_cast<double>(items.size());
+    monitor.info(fmt::format("{}: {} pairs, {} items ({} trained), {} item features, {} user features, text dim {}, "
+                             "{} epochs, {} threads",
+                             name(), pairs.size(), num_items_, trained.size(), item_space_.size(), user_space_.size(),
+                             text_dim_, o_.epochs, threads));
+
+    core::Rng rng(core::derive_seed(topts.seed, 23));
+    train::EpochReporter reporter(monitor, name(), o_.epochs);
+    std::vector<size_t> order(pairs.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::vector<int32_t> local(static_cast<size_t>(num_items_), -1);
+    std::vector<int64_t> uniq, ctx, flat, starts, uflat, ustarts, targets_local, neg_local, rows;
+    std::vector<float> ctx_mask, keep, bias;
+    epoch_seconds_.clear();
+    for (int64_t epoch = 0; epoch < o_.epochs; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      net_->train();
+      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[core::uniform_index(rng, i)]);
+      double loss_sum = 0.0;
+      int64_t steps = 0;
+      for (size_t start = 0; start < order.size(); start += static_cast<size_t>(o_.batch_size)) {
+        const size_t end = std::min(order.size(), start + static_cast<size_t>(o_.batch_size));
+        const int64_t B = static_cast<int64_t>(end - start);
+        uniq.clear();
+        auto local_of = [&](ItemIndex i) {
+          auto& l = local[static_cast<size_t>(i)];
+          if (l < 0) {
+            l = static_cast<int32_t>(uniq.size());
+            uniq.push_back(i);
+          }
+          return static_cast<int64_t>(l);
+        };
+        // Targets, then contexts.
+        targets_local.assign(static_cast<size_t>(B), 0);
+        std::vector<ItemIndex> target_item(static_cast<size_t>(B));
+        for (int64_t b = 0; b < B; ++b) {
+          const int64_t r = pairs[order[start + static_cast<size_t>(b)]];
+          target_item[static_cast<size_t>(b)] = items[static_cast<size_t>(r)];
+          targets_local[static_cast<size_t>(b)] = local_of(items[static_cast<size_t>(r)]);
+        }
+        const int64_t H = o_.history;
+        ctx.assign(static_cast<size_t>(B * H), -1);
+        ctx_mask.assign(static_cast<size_t>(B * H), 0.0f);
+        rows.clear();
+        for (int64_t b = 0; b < B; ++b) {
+          const size_t p = order[start + static_cast<size_t>(b)];
+          const int64_t r = pairs[p];
+          const data::UserIndex u = pair_user[p];
+          rows.push_back(u);
+          int64_t c = 0;
+          for (int64_t q = offsets[u + 1] - 1; q >= offsets[u] && c < H; --q) {
+            if (q == r) continue;
+            ctx[static_cast<size_t>(b * H + c)] = local_of(items[static_cast<size_t>(q)]);
+            ctx_mask[static_cast<size_t>(b * H + c)] = 1.0f;
+            ++c;
+          }
+        }
+        const int64_t S = o_.negatives;
+        neg_local.clear();
+        std::vector<ItemIndex> neg_item;
+        for (int64_t s = 0; s < S; ++s) {
+          const ItemIndex i = trained[core::uniform_index(rng, trained.size())];
+          neg_item.push_back(i);
+          neg_local.push_back(local_of(i));
+        }
+        const int64_t U = static_cast<int64_t>(uniq.size());
+        for (auto& c : ctx)
+          if (c < 0) c = U;  // padding row
+        // Item inputs of the batch's unique items.
+        keep.assign(static_cast<size_t>(U), 0.0f);
+        for (int64_t k = 0; k < U; ++k)
+          keep[static_cast<size_t>(k)] =
+              known_[static_cast<size_t>(uniq[static_cast<size_t>(k)])] && core::uniform01(rng) >= o_.id_dropout ? 1.0f
+                                                                                                                 : 0.0f;
+        item_bags_.gather(uniq, flat, starts);
+        auto uniq_t = long_tensor(uniq);
+        auto x = net_->item_input(uniq_t, torch::from_blob(keep.data(), {U}, torch::kFloat).clone(), long_tensor(flat),
+                                  long_tensor(starts), text_.defined() ? text_.index_select(0, uniq_t) : torch::Tensor());
+        auto xp = torch::cat({x, torch::zeros({1, o_.dim})}, 0);
+        auto ctx_t = torch::from_blob(ctx.data(), {B, H}, torch::kLong).clone();
+        auto mask_t = torch::from_blob(ctx_mask.data(), {B, H, 1}, torch::kFloat).clone();
+        auto pooled = (xp.index_select(0, ctx_t.view({-1})).view({B, H, o_.dim}) * mask_t).sum(1) /
+                      mask_t.sum(1).clamp_min(1.0);
+        user_bags.gather(rows, uflat, ustarts);
+        auto uvec = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts));  // [B, dim]
+        // Candidates: the batch's targets, then the sampled negatives.
+        std::vector<int64_t> cand = targets_local;
+        cand.insert(cand.end(), neg_local.begin(), neg_local.end());
+        auto v = net_->item_out(x.index_select(0, long_tensor(cand)));  // [B + S, dim]
+        auto logits = torch::mm(uvec, v.t()) / o_.temperature;
+        // Log-Q and accidental hits.
+        bias.assign(static_cast<size_t>(B + S), 0.0f);
+        if (o_.logq) {
+          for (int64_t c = 0; c < B; ++c)
+            bias[static_cast<size_t>(c)] = static_cast<float>(
+                std::log(static_cast<double>(B) * static_cast<double>(count[static_cast<size_t>(target_item[static_cast<size_t>(c)])]) / total));
+          for (int64_t s = 0; s < S; ++s)
+            bias[static_cast<size_t>(B + s)] =
+                static_cast<float>(std::log(static_cast<double>(S) / static_cast<double>(trained.size())));
+        }
+        std::vector<ItemIndex> cand_item = target_item;
+        cand_item.insert(cand_item.end(), neg_item.begin(), neg_item.end());
+        std::vector<uint8_t> hit(static_cast<size_t>(B * (B + S)), 0);
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t c = 0; c < B + S; ++c)
+            hit[static_cast<size_t>(b * (B + S) + c)] =
+                c != b && cand_item[static_cast<size_t>(c)] == target_item[static_cast<size_t>(b)];
+        logits = logits - torch::from_blob(bias.data(), {1, B + S}, torch::kFloat).clone();
+        logits = logits.masked_fill(torch::from_blob(hit.data(), {B, B + S}, torch::kUInt8).clone().to(torch::kBool),
+                                    -1e9);
+        auto loss = torch::nn::functional::cross_entropy(logits, torch::arange(B, torch::kLong));
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+        loss_sum += loss.item<double>();
+        ++steps;
+        for (int64_t i : uniq) local[static_cast<size_t>(i)] = -1;
+      }
+      epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      reporter.epoch_done(epoch + 1, loss_sum / static_cast<double>(std::max<int64_t>(1, steps)),
+                          static_cast<int64_t>(pairs.size()));
+    }
+    net_->eval();
+    refresh_item_vectors(0);
+    info_ = {{"pairs", pairs.size()}, {"trained_items", trained.size()}, {"item_features", item_space_.describe()},
+             {"user_features", user_space_.describe()}};
+    if (!text_info.is_null()) info_["text"] = text_info;
+  }
+
+  std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
+    FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
+    auto state = std::make_unique<TwoTowerState>();
+    state->seen = history_item_set(context, num_items(), name());
+    // The last `history` distinct-or-not items, newest first.
+    std::vector<int64_t> ids;
+    for (auto it = context.history.rbegin(); it != context.history.rend() && static_cast<int64_t>(ids.size()) < o_.history;
+         ++it)
+      ids.push_back(it->item);
+    std::vector<int32_t> uf;
+    user_space_.encode(context.features, uf);
+    c10::InferenceMode guard;
+    torch::Tensor pooled = torch::zeros({1, o_.dim});
+    if (!ids.empty()) {
+      auto x = item_inputs(ids);
+      pooled = x.mean(0, /*keepdim=*/true);
+    }
+    std::vector<int64_t> uflat(uf.begin(), uf.end()), ustarts{0};
+    auto u = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts)).contiguous();
+    state->vector.assign(u.data_ptr<float>(), u.data_ptr<float>() + o_.dim);
+    return state;
+  }
+
+  void score(const UserState& state, std::span<const ItemIndex> items, std::span<float> out) const override {
+    check_score_buffers(name(), items.size(), out.size());
+    const auto& v = dynamic_cast<const TwoTowerState&>(state).vector;
+    const int32_t n = num_items();
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (items[i] < 0 || items[i] >= n) throw_item_out_of_range(name(), items[i], n);
+      out[i] = dot(item_vectors_.data() + static_cast<size_t>(items[i]) * static_cast<size_t>(o_.dim), v.data());
+    }
+  }
+
+  void score_all(const UserState& state, std::span<float> out) const override {
+    FEWREC_CHECK(out.size() == static_cast<size_t>(num_items()), kInvalidArgument,
+                 "model `{}`: score_all needs {} scores, got {}", name(), num_items(), out.size());
+    const auto& v = dynamic_cast<const TwoTowerState&>(state).vector;
+    for (size_t i = 0; i < out.size(); ++i) out[i] = dot(item_vectors_.data() + i * static_cast<size_t>(o_.dim), v.data());
+  }
+
+  int32_t num_items() const override { return num_items_; }
+  int32_t vector_dim() const override { return static_cast<int32_t>(o_.dim); }
+  std::span<const float> item_vectors() const override { return item_vectors_; }
+  std::vector<float> user_vector(const UserState& state) const override {
+    return dynamic_cast<const TwoTowerState&>(state).vector;
+  }
+
+  void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
+    FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
+    FEWREC_CHECK(first_new_item == num_items_, kInvalidArgument,
+                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(), num_items_,
+                 first_new_item);
+    const int32_t total = catalogue.items.size();
+    FEWREC_CHECK(total >= num_items_, kInvalidArgument, "model `{}`: the catalogue has {} items, fewer than the model's {}",
+                 name(), total, num_items_);
+    if (total == num_items_) return;
+    torch::Tensor new_text;
+    if (text_dim_ > 0) {
+      if (!text_source_) text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
+      text::Matrix m = text_source_->vectors(catalogue, num_items_, core::null_monitor());
+      FEWREC_CHECK(m.cols == text_dim_ && text_source_->identity() == text_identity_, kInvalidArgument,
+                   "model `{}`: the new items' text vectors ({}, dimension {}) are not those the model was trained "
+                   "on ({}, dimension {})",
+                   name(), text_source_->identity(), m.cols, text_identity_, text_dim_);
+      check_text(m, "the new items'");
+      new_text = torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone();
+    }
+    std::vector<int32_t> f;
+    for (ItemIndex i = num_items_; i < total; ++i) {
+      f.clear();
+      item_space_.encode_row(catalogue.item_features, i, f);
+      item_bags_.add(f);
+    }
+    if (new_text.defined()) text_ = torch::cat({text_, new_text}, 0);
+    known_.resize(static_cast<size_t>(total), 0);
+    const int32_t first = num_items_;
+    num_items_ = total;
+    refresh_item_vectors(first);
+  }
+
+  void save(core::ArtifactWriter& writer, const std::string& prefix) const override {
+    FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
+    writer.put_i64(prefix + "num_items", num_items_);
+    writer.put_i64(prefix + "text_dim", text_dim_);
+    writer.put_string(prefix + "text_identity", text_identity_);
+    writer.put_array<uint8_t>(prefix + "known", known_);
+    writer.put_array<int64_t>(prefix + "item_bag_offsets", item_bags_.offsets);
+    writer.put_array<int64_t>(prefix + "item_bag_ids", item_bags_.ids);
+    if (text_dim_ > 0) {
+      auto t = text_.contiguous();
+      writer.put_array<float>(prefix + "text", std::span<const float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
+    }
+    item_space_.save(writer, prefix + "item_space/");
+    user_space_.save(writer, prefix + "user_space/");
+    nlohmann::json shapes = nlohmann::json::object();
+    for (auto& [pname, t] : train::named_state(*net_)) {
+      auto c = t.detach().contiguous().to(torch::kFloat);
+      shapes[pname] = c.sizes().vec();
+      writer.put_array<float>(prefix + "param/" + pname,
+                              std::span<const float>(c.data_ptr<float>(), static_cast<size_t>(c.numel())));
+    }
+    writer.put_json(prefix + "shapes", shapes);
+  }
+
+  static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader, const std::string& prefix) {
+    DocumentedOptions o(spec);
+    auto options = TwoTowerOptions::read(o);
+    o.check_all_used();
+    auto m = std::make_unique<TwoTowerModel>(spec, options);
+    auto bad = [&](const std::string& what) {
+      FEWREC_THROW(kCorrupt, "artifact {}: model `two_tower`: {}", reader.origin(), what);
+    };
+    const auto n = reader.get_array<int64_t>(prefix + "num_items");
+    if (n.size() != 1 || n[0] < 1 || n[0] > INT32_MAX) bad("`num_items` is not a valid item count");
+    m->num_items_ = static_cast<int32_t>(n[0]);
+    const auto td = reader.get_array<int64_t>(prefix + "text_dim");
+    if (td.size() != 1 || td[0] < 0 || td[0] > 1 << 20) bad("`text_dim` is not a valid dimension");
+    m->text_dim_ = td[0];
+    m->text_identity_ = reader.get_string(prefix + "text_identity");
+    m->known_ = reader.get_array<uint8_t>(prefix + "known", static_cast<size_t>(m->num_items_));
+    m->item_bags_.offsets = reader.get_array<int64_t>(prefix + "item_bag_offsets", static_cast<size_t>(m->num_items_) + 1);
+    m->item_bags_.ids = reader.get_array<int64_t>(prefix + "item_bag_ids");
+    m->item_space_ = hybrid::FeatureSpace::load(reader, prefix + "item_space/");
+    m->user_space_ = hybrid::FeatureSpace::load(reader, prefix + "user_space/");
+    const auto& off = m->item_bags_.offsets;
+    if (off.front() != 0 || off.back() != static_cast<int64_t>(m->item_bags_.ids.size()) ||
+        !std::is_sorted(off.begin(), off.end()))
+      bad("item feature offsets are inconsistent");
+    for (int64_t id : m->item_bags_.ids)
+      if (id < 0 || id >= m->item_space_.size()) bad("an item feature index is out of range");
+    if (m->text_dim_ > 0) {
+      auto t = reader.get_array<float>(prefix + "text", static_cast<size_t>(m->num_items_ * m->text_dim_));
+      m->text_ = torch::from_blob(t.data(), {m->num_items_, m->text_dim_}, torch::kFloat).clone();
+    }
+    m->net_ = Net(m->num_items_, m->item_space_.size(), m->user_space_.size(), m->text_dim_, options);
+    torch::NoGradGuard no_grad;
+    for (auto& [pname, t] : train::named_state(*m->net_)) {
+      const auto values = reader.get_array<float>(prefix + "param/" + pname);
+      if (static_cast<int64_t>(values.size()) != t.numel())
+        bad(fmt::format("parameter `{}` has {} values, the model options give {}", pname, values.size(), t.numel()));
+      for (float v : values)
+        if (!std::isfinite(v)) bad(fmt::format("parameter `{}` holds a non-finite value", pname));
+      t.copy_(torch::from_blob(const_cast<float*>(values.data()), t.sizes(), torch::kFloat));
+    }
+    m->net_->eval();
+    m->refresh_item_vectors(0);
+    return m;
+  }
+
+  nlohmann::json summary() const override {
+    nlohmann::json j = info_.is_null() ? nlohmann::json::object() : info_;
+    j["items"] = num_items_;
+    j["dim"] = o_.dim;
+    if (!epoch_seconds_.empty()) {
+      auto s = epoch_seconds_;
+      std::sort(s.begin(), s.end());
+      j["median_epoch_seconds"] = s[s.size() / 2];
+    }
+    return j;
+  }
+
+ private:
+  static float dot(const float* a, const float* b, int64_t n) {
+    float s = 0.0f;
+    for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
+    return s;
+  }
+  float dot(const float* a, const float* b) const { return dot(a, b, o_.dim); }
+
+  void check_text(const text::Matrix& m, std::string_view whose) const {
+    for (float v : m.data)
+      FEWREC_CHECK(std::isfinite(v), kInvalidArgument, "model `{}`: {} text vectors hold a non-finite value", name(),
+                   whose);
+  }
+
+  // Item-tower inputs of `ids` at inference (id part for trained items).
+  torch::Tensor item_inputs(const std::vector<int64_t>& ids) const {
+    std::vector<float> keep(ids.size());
+    for (size_t k = 0; k < ids.size(); ++k) keep[k] = known_[static_cast<size_t>(ids[k])] ? 1.0f : 0.0f;
+    std::vector<int64_t> flat, starts;
+    item_bags_.gather(ids, flat, starts);
+    auto idt = long_tensor(ids);
+    // Items added after training have no id row: clamp (their keep is 0).
+    auto id_rows = net_->id_emb ? idt.clamp_max(net_->id_emb->weight.size(0) - 1) : idt;
+    return net_->item_input(id_rows, torch::from_blob(keep.data(), {static_cast<int64_t>(ids.size())}, torch::kFloat).clone(),
+                            long_tensor(flat), long_tensor(starts),
+                            text_.defined() ? text_.index_select(0, idt) : torch::Tensor());
+  }
+
+  void refresh_item_vectors(int32_t first) {
+    c10::InferenceMode guard;
+    item_vectors_.resize(static_cast<size_t>(num_items_) * static_cast<size_t>(o_.dim));
+    const int32_t chunk = 4096;
+    for (int32_t s = first; s < num_items_; s += chunk) {
+      const int32_t e = std::min(num_items_, s + chunk);
+      std::vector<int64_t> ids(static_cast<size_t>(e - s));
+      std::iota(ids.begin(), ids.end(), int64_t{s});
+      auto v = net_->item_out(item_inputs(ids)).contiguous();
+      std::copy(v.data_ptr<float>(), v.data_ptr<float>() + v.numel(),
+                item_vectors_.begin() + static_cast<std::ptrdiff_t>(s) * o_.dim);
+    }
+  }
+
+  TwoTowerOptions o_;
+  int32_t num_items_ = 0;
+  int64_t text_dim_ = 0;
+  std::string text_identity_;
+  std::unique_ptr<hybrid::ItemTextSource> text_source_;
+  torch::Tensor text_;  // [num_items, text_dim]
+  std::vector<uint8_t> known_;
+  Bags item_bags_;
+  hybrid::FeatureSpace item_space_, user_space_;
+  mutable Net net_{nullptr};
+  std::vector<float> item_vectors_;
+  std::vector<double> epoch_seconds_;
+  nlohmann::json info_;
+};
+
+std::unique_ptr<Model> create_two_tower(const ModelSpec& spec) {
+  DocumentedOptions o(spec);
+  auto options = TwoTowerOptions::read(o);
+  o.check_all_used();
+  return std::make_unique<TwoTowerModel>(spec, options);
+}
+
+}  // namespace
+
+void register_two_tower(ModelRegistry& registry) {
+  DocumentedOptions docs(ModelSpec{kName, {}});
+  TwoTowerOptions::read(docs);
+  registry.add(ModelInfo{
+      .name = kName,
+      .description = "two-tower: user tower over history and attributes, item tower over id, features and pretrained "
+                     "text (LibTorch, sampled softmax with log-Q); cold items from content",
+      .options = docs.docs(),
+      .create = create_two_tower,
+      .load = TwoTowerModel::load,
+  });
+}
+
+}  // namespace fewrec::models

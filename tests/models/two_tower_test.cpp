@@ -1,0 +1,162 @@
+// two_tower: cold items through pretrained text vectors, warm taste against
+// popularity, new users from their context, add_items, save / load, errors.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "fewrec/core/monitor.h"
+#include "fewrec/data/synthetic.h"
+#include "fewrec/models/model_io.h"
+#include "fewrec/models/registry.h"
+#include "test_util.h"
+#include "text_world.h"
+
+namespace fewrec::models {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace testing;  // test_util.h, text_world.h
+
+constexpr const char* kFast = "two_tower:dim=32,hidden=64,epochs=8,batch_size=128,negatives=64,threads=1";
+std::string spec(const std::string& options) { return std::string(kFast) + (options.empty() ? "" : "," + options); }
+
+// Mean AUC over users of their held-out warm items (the last one of each
+// history) against every item they never touched.
+double warm_auc(const Model& m, const data::Dataset& full, const data::Dataset& train,
+                const std::vector<ItemIndex>& held_out) {
+  double total = 0;
+  int users = 0;
+  for (UserIndex u = 0; u < full.num_users(); ++u) {
+    if (held_out[static_cast<size_t>(u)] < 0) continue;
+    const auto items = full.item_set(u);
+    std::vector<ItemIndex> neg;
+    for (ItemIndex i = 0; i < full.num_items(); ++i)
+      if (!std::binary_search(items.begin(), items.end(), i)) neg.push_back(i);
+    total += auc(scores_of(m, data::context_from_dataset(train, u)), {held_out[static_cast<size_t>(u)]}, neg);
+    ++users;
+  }
+  return total / users;
+}
+
+TEST(TwoTower, ColdItemsWithUnseenWordsAreRankedThroughPretrainedVectors) {
+  register_test_glove();
+  const auto w = text_world(/*disjoint_words=*/true);
+  const double words = cold_auc(*fitted(spec("item_features=all"), w.train), w);
+  const double glove = cold_auc(*fitted(spec(std::string("item_features=all,") + kTestGlove), w.train), w);
+  // Cold items' title words are unknown to the trained vocabulary: all cold
+  // items have the same (empty) input, so they tie.
+  EXPECT_NEAR(words, 0.5, 1e-6);
+  EXPECT_GT(glove, 0.7);
+  EXPECT_GT(glove, words + 0.15);
+}
+
+TEST(TwoTower, LearnsWarmTasteBetterThanPopularity) {
+  data::SyntheticOptions so = small_world();
+  const auto full = data::make_synthetic(so);
+  // Hold out each user's last item.
+  std::vector<ItemIndex> held(static_cast<size_t>(full.num_users()), -1);
+  std::vector<int64_t> last_row(static_cast<size_t>(full.num_users()), -1);
+  const auto offsets = full.user_offsets();
+  for (UserIndex u = 0; u < full.num_users(); ++u)
+    if (offsets[u + 1] - offsets[u] >= 3) {
+      last_row[static_cast<size_t>(u)] = offsets[u + 1] - 1;
+      held[static_cast<size_t>(u)] = full.item_column()[static_cast<size_t>(offsets[u + 1] - 1)];
+    }
+  int64_t row = -1;
+  std::vector<uint8_t> drop(static_cast<size_t>(full.num_interactions()), 0);
+  for (auto r : last_row)
+    if (r >= 0) drop[static_cast<size_t>(r)] = 1;
+  const auto train = full.filter([&](const data::Interaction&) { return !drop[static_cast<size_t>(++row)]; });
+  ASSERT_LT(train.num_interactions(), full.num_interactions());
+  const double pop = warm_auc(*fitted("popularity", train), full, train, held);
+  const double tt = warm_auc(*fitted(spec("item_features=none"), train), full, train, held);
+  EXPECT_GT(tt, pop + 0.03) << "popularity " << pop;  // planted taste beyond popularity
+  EXPECT_GT(tt, 0.75);
+}
+
+TEST(TwoTower, NewUsersAreEncodedFromTheirContext) {
+  const auto w = text_world(/*disjoint_words=*/false);
+  auto m = fitted(spec(""), w.train);
+  // A known user's context and the same history as a new user give the same
+  // vector: users have no id embedding.
+  auto known = data::context_from_dataset(w.train, 5);
+  auto anon = data::context_from_dataset(w.train, 5, /*known=*/false);
+  EXPECT_EQ(scores_of(*m, known), scores_of(*m, anon));
+  // Three items of one topic: that topic's items score higher than others.
+  std::vector<ItemIndex> topic0;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] == 0) topic0.push_back(i);
+  ASSERT_GE(topic0.size(), 4u);
+  const auto s = scores_of(*m, new_user({topic0[0], topic0[1], topic0[2]}));
+  std::vector<ItemIndex> pos(topic0.begin() + 3, topic0.end()), neg;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
+  EXPECT_GT(auc(s, pos, neg), 0.75);
+  EXPECT_THAT(error_of([&] { m->adapt(new_user({w.full.num_items() + 5})); }, ErrorCode::kInvalidArgument),
+              HasSubstr("outside"));
+}
+
+TEST(TwoTower, AddedItemsWithOnlyATitleGetTheirTopicsScores) {
+  register_test_glove();
+  const auto w = text_world(/*disjoint_words=*/true);
+  auto m = fitted(spec(std::string("item_features=all,") + kTestGlove), w.train);
+  const int32_t n = w.full.num_items();
+  const auto before = scores_of(*m, data::context_from_dataset(w.train, 3));
+  std::vector<int32_t> topic;
+  const auto g = grown(w, &topic);
+  m->add_items(g.catalogue(), n);
+  ASSERT_EQ(m->num_items(), g.num_items());
+  const auto after = scores_of(*m, data::context_from_dataset(w.train, 3));
+  EXPECT_EQ(std::vector<float>(after.begin(), after.begin() + n), before);  // old items unchanged
+  double total = 0;
+  for (UserIndex u = 0; u < w.full.num_users(); ++u) {
+    std::vector<ItemIndex> pos, neg;
+    for (size_t k = 0; k < topic.size(); ++k)
+      (topic[k] == w.truth.user_main_topic[static_cast<size_t>(u)] ? pos : neg).push_back(n + static_cast<ItemIndex>(k));
+    total += auc(scores_of(*m, data::context_from_dataset(w.train, u)), pos, neg);
+  }
+  EXPECT_GT(total / w.full.num_users(), 0.75);
+  EXPECT_THAT(error_of([&] { m->add_items(g.catalogue(), 3); }, ErrorCode::kInvalidArgument), HasSubstr("start at"));
+}
+
+TEST(TwoTower, SaveLoadRoundTripGivesIdenticalScores) {
+  TempDir dir;
+  const auto w = text_world(/*disjoint_words=*/false);
+  auto m = fitted(spec("text_encoder=hashing,text_options=dim=64;bigrams=false"), w.train);
+  save_model(dir / "t.fwr", *m, w.train.catalogue(), nlohmann::json::object());
+  auto loaded = load_model(dir / "t.fwr");
+  EXPECT_EQ(loaded.model->spec().to_string(), m->spec().to_string());
+  std::vector<data::UserContext> contexts;
+  for (UserIndex u : {1, 2, 7}) contexts.push_back(data::context_from_dataset(w.full, u));
+  contexts.push_back(new_user({3, 4, 9}));
+  for (const auto& ctx : contexts) EXPECT_EQ(scores_of(*loaded.model, ctx), scores_of(*m, ctx));
+  ASSERT_EQ(loaded.model->vector_dim(), 32);
+  EXPECT_EQ(loaded.model->item_vectors().size(), m->item_vectors().size());
+  // Items added to the loaded model score as on the original.
+  const auto g = grown(w, nullptr);
+  m->add_items(g.catalogue(), w.full.num_items());
+  loaded.model->add_items(g.catalogue(), w.full.num_items());
+  for (const auto& ctx : contexts) EXPECT_EQ(scores_of(*loaded.model, ctx), scores_of(*m, ctx));
+}
+
+TEST(TwoTower, BadOptionsAreClearErrors) {
+  EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("two_tower:dim=0")); }, ErrorCode::kInvalidArgument),
+              HasSubstr("dim"));
+  EXPECT_THAT(
+      error_of([] { model_registry().create(ModelSpec::parse("two_tower:text_encoder=nope")); }, ErrorCode::kInvalidArgument),
+      HasSubstr("nope"));
+  EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("two_tower:optimizer=lion")); },
+                       ErrorCode::kInvalidArgument),
+              HasSubstr("lion"));
+  EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("two_tower:dimm=4")); }, ErrorCode::kInvalidArgument),
+              HasSubstr("dimm"));
+  // No representation at all.
+  const auto w = text_world(false);
+  EXPECT_THAT(error_of([&] { fitted(spec("ids=false,item_features=none"), w.train); }, ErrorCode::kInvalidArgument),
+              HasSubstr("no representation"));
+}
+
+}  // namespace
+}  // namespace fewrec::models
