@@ -9,7 +9,8 @@
 //     words, numeric buckets: hybrid_features.h),
 //   - W t, t its fixed pretrained text vector (`text_encoder` or a vector file
 //     of `fewrec encode`: hybrid_text.h) and W a learned projection;
-// the tower's output is x + MLP(x), L2-normalised.
+// the tower's output is x + MLP(x), L2-normalised, and a bias b = w . x
+// (popularity, from the id or from content) is added to the score.
 // User tower. The mean input vector of the last `history` items of the user's
 // history, concatenated with the mean embedding of the user's features, goes
 // through an MLP (plus the history mean as residual), L2-normalised. A user
@@ -62,10 +63,13 @@ struct TwoTowerOptions {
   int64_t dim = 64;
   int64_t hidden = 128;
   int64_t history = 50;
+  std::string context = "others";
+  int64_t max_support = 20;
   int64_t epochs = 20;
   int64_t batch_size = 256;
   int64_t negatives = 256;
-  double temperature = 0.05;
+  double temperature = 1.0;
+  bool normalize_user = true;
   bool logq = true;
   bool ids = true;
   double id_dropout = 0.3;
@@ -82,13 +86,23 @@ struct TwoTowerOptions {
     p.hidden = o.get_int("hidden", p.hidden, "hidden width of the towers' MLPs", 1, 65536);
     p.history = o.get_int("history", p.history, "the user tower reads the last `history` items of the context", 1,
                           100000);
+    p.context = o.get_choice(
+        "context", p.context, {"others", "prefix"},
+        "training context of a (user, item) pair: others = the user's other items (the last `history` of them); "
+        "prefix = the user's first k items by time, k drawn uniformly from 0..min(position, max_support): "
+        "cold-start tasks simulated from the warm users, so the towers learn what a few first events are worth");
+    p.max_support = o.get_int("max_support", p.max_support, "context=prefix: largest simulated support set", 0,
+                              100000);
     p.epochs = o.get_int("epochs", p.epochs, "passes over the training interactions", 1, 100000);
     p.batch_size = o.get_int("batch_size", p.batch_size, "interactions per step (also the in-batch negatives)", 1,
                              1 << 20);
     p.negatives = o.get_int("negatives", p.negatives,
                             "extra negatives per step, drawn uniformly from the trained items (0 = in-batch only)", 0,
                             1 << 20);
-    p.temperature = o.get_double("temperature", p.temperature, "softmax temperature on the cosine scores", 1e-4, 100.0);
+    p.temperature = o.get_double("temperature", p.temperature, "softmax temperature: the user-item dot products are divided by it", 1e-4, 100.0);
+    p.normalize_user = o.get_bool("normalize_user", p.normalize_user,
+                                  "L2-normalise the user vector too (cosine scores); false lets its length say how "
+                                  "much the context outweighs the items' biases");
     p.logq = o.get_bool("logq", p.logq,
                         "log-Q correction: subtract from each candidate's logit the log of its expected count among "
                         "the candidates (in-batch items are drawn by popularity)");
@@ -168,7 +182,7 @@ torch::Tensor long_tensor(const std::vector<int64_t>& v) {
 
 struct NetImpl : torch::nn::Module {
   NetImpl(int64_t num_items, int64_t item_feats, int64_t user_feats, int64_t text_dim, const TwoTowerOptions& o)
-      : dim(o.dim) {
+      : dim(o.dim), normalize_user(o.normalize_user) {
     if (o.ids) id_emb = register_module("id_emb", torch::nn::Embedding(num_items, o.dim));
     if (item_feats > 0)
       item_feat = register_module(
@@ -178,9 +192,10 @@ struct NetImpl : torch::nn::Module {
           "user_feat", torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(user_feats, o.dim).mode(torch::kMean)));
     if (text_dim > 0)
       text_proj = register_module("text_proj", torch::nn::Linear(torch::nn::LinearOptions(text_dim, o.dim).bias(false)));
+    bias_head = register_module("bias_head", torch::nn::Linear(o.dim, 1));
     item_mlp = register_module("item_mlp", torch::nn::Sequential(torch::nn::Linear(o.dim, o.hidden), torch::nn::ReLU(),
                                                                   torch::nn::Linear(o.hidden, o.dim)));
-    user_mlp = register_module("user_mlp", torch::nn::Sequential(torch::nn::Linear(2 * o.dim, o.hidden),
+    user_mlp = register_module("user_mlp", torch::nn::Sequential(torch::nn::Linear(2 * o.dim + 1, o.hidden),
                                                                   torch::nn::ReLU(), torch::nn::Linear(o.hidden, o.dim)));
     torch::NoGradGuard ng;
     for (auto& p : named_parameters(true))
@@ -202,18 +217,24 @@ struct NetImpl : torch::nn::Module {
     return torch::nn::functional::normalize(x + item_mlp->forward(x),
                                             torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
-  // pooled [B, dim] history mean; user feature bags.
-  torch::Tensor user_out(const torch::Tensor& pooled, const torch::Tensor& flat, const torch::Tensor& starts) {
+  // An item's additive score (popularity, from id and content) [U].
+  torch::Tensor item_bias(const torch::Tensor& x) { return bias_head->forward(x).squeeze(1); }
+  // pooled [B, dim] history mean; user feature bags; n [B, 1] the number
+  // of context items (the MLP sees log(1 + n): how far to trust them).
+  torch::Tensor user_out(const torch::Tensor& pooled, const torch::Tensor& flat, const torch::Tensor& starts,
+                         const torch::Tensor& n) {
     torch::Tensor f = torch::zeros_like(pooled);
     if (user_feat && flat.numel() > 0) f = user_feat(flat, starts);
-    auto h = pooled + user_mlp->forward(torch::cat({pooled, f}, 1));
+    auto h = pooled + user_mlp->forward(torch::cat({pooled, f, torch::log1p(n)}, 1));
+    if (!normalize_user) return h;
     return torch::nn::functional::normalize(h, torch::nn::functional::NormalizeFuncOptions().dim(1));
   }
 
   int64_t dim;
+  bool normalize_user;
   torch::nn::Embedding id_emb{nullptr};
   torch::nn::EmbeddingBag item_feat{nullptr}, user_feat{nullptr};
-  torch::nn::Linear text_proj{nullptr};
+  torch::nn::Linear text_proj{nullptr}, bias_head{nullptr};
   torch::nn::Sequential item_mlp{nullptr}, user_mlp{nullptr};
 };
 TORCH_MODULE(Net);
@@ -297,13 +318,14 @@ class TwoTowerModel final : public Model {
     // (a context must remain); the row's user by offsets.
     std::vector<int64_t> pairs;
     std::vector<data::UserIndex> pair_user;
+    const bool prefix = o_.context == "prefix";
     for (data::UserIndex u = 0; u < n_users; ++u)
-      if (offsets[u + 1] - offsets[u] >= 2)
+      if (offsets[u + 1] - offsets[u] >= (prefix ? 1 : 2))
         for (int64_t r = offsets[u]; r < offsets[u + 1]; ++r) {
           pairs.push_back(r);
           pair_user.push_back(u);
         }
-    FEWREC_CHECK(!pairs.empty(), kInvalidArgument, "model `{}`: no user has two or more training interactions",
+    FEWREC_CHECK(!pairs.empty(), kInvalidArgument, "model `{}`: no training pair (users need two or more interactions, one with context=prefix)",
                  name());
     const double total = static_cast<double>(items.size());
     monitor.info(fmt::format("{}: {} pairs, {} items ({} trained), {} item features, {} user features, text dim {}, "
@@ -355,7 +377,13 @@ class TwoTowerModel final : public Model {
           const data::UserIndex u = pair_user[p];
           rows.push_back(u);
           int64_t c = 0;
-          for (int64_t q = offsets[u + 1] - 1; q >= offsets[u] && c < H; --q) {
+          int64_t hi = offsets[u + 1];  // context rows: [offsets[u], hi) minus r, newest first
+          if (prefix) {
+            const int64_t j = r - offsets[u];
+            hi = offsets[u] + static_cast<int64_t>(
+                                  core::uniform_index(rng, static_cast<uint64_t>(std::min(j, o_.max_support) + 1)));
+          }
+          for (int64_t q = hi - 1; q >= offsets[u] && c < H; --q) {
             if (q == r) continue;
             ctx[static_cast<size_t>(b * H + c)] = local_of(items[static_cast<size_t>(q)]);
             ctx_mask[static_cast<size_t>(b * H + c)] = 1.0f;
@@ -389,12 +417,13 @@ class TwoTowerModel final : public Model {
         auto pooled = (xp.index_select(0, ctx_t.view({-1})).view({B, H, o_.dim}) * mask_t).sum(1) /
                       mask_t.sum(1).clamp_min(1.0);
         user_bags.gather(rows, uflat, ustarts);
-        auto uvec = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts));  // [B, dim]
+        auto uvec = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts), mask_t.sum(1));  // [B, dim]
         // Candidates: the batch's targets, then the sampled negatives.
         std::vector<int64_t> cand = targets_local;
         cand.insert(cand.end(), neg_local.begin(), neg_local.end());
-        auto v = net_->item_out(x.index_select(0, long_tensor(cand)));  // [B + S, dim]
-        auto logits = torch::mm(uvec, v.t()) / o_.temperature;
+        auto xc = x.index_select(0, long_tensor(cand));
+        auto v = net_->item_out(xc);  // [B + S, dim]
+        auto logits = torch::mm(uvec, v.t()) / o_.temperature + net_->item_bias(xc).unsqueeze(0);
         // Log-Q and accidental hits.
         bias.assign(static_cast<size_t>(B + S), 0.0f);
         if (o_.logq) {
@@ -452,8 +481,12 @@ class TwoTowerModel final : public Model {
       pooled = x.mean(0, /*keepdim=*/true);
     }
     std::vector<int64_t> uflat(uf.begin(), uf.end()), ustarts{0};
-    auto u = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts)).contiguous();
+    auto u = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts),
+                            torch::full({1, 1}, static_cast<float>(ids.size())))
+                 .contiguous();
     state->vector.assign(u.data_ptr<float>(), u.data_ptr<float>() + o_.dim);
+    for (float& x : state->vector) x = static_cast<float>(x / o_.temperature);
+    state->vector.push_back(1.0f);  // times the item's bias
     return state;
   }
 
@@ -463,7 +496,7 @@ class TwoTowerModel final : public Model {
     const int32_t n = num_items();
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i] < 0 || items[i] >= n) throw_item_out_of_range(name(), items[i], n);
-      out[i] = dot(item_vectors_.data() + static_cast<size_t>(items[i]) * static_cast<size_t>(o_.dim), v.data());
+      out[i] = dot(item_vectors_.data() + static_cast<size_t>(items[i]) * width(), v.data());
     }
   }
 
@@ -471,11 +504,12 @@ class TwoTowerModel final : public Model {
     FEWREC_CHECK(out.size() == static_cast<size_t>(num_items()), kInvalidArgument,
                  "model `{}`: score_all needs {} scores, got {}", name(), num_items(), out.size());
     const auto& v = dynamic_cast<const TwoTowerState&>(state).vector;
-    for (size_t i = 0; i < out.size(); ++i) out[i] = dot(item_vectors_.data() + i * static_cast<size_t>(o_.dim), v.data());
+    for (size_t i = 0; i < out.size(); ++i) out[i] = dot(item_vectors_.data() + i * width(), v.data());
   }
 
   int32_t num_items() const override { return num_items_; }
-  int32_t vector_dim() const override { return static_cast<int32_t>(o_.dim); }
+  // The towers' dim plus one: the item's bias (the user's last component is 1).
+  int32_t vector_dim() const override { return static_cast<int32_t>(width()); }
   std::span<const float> item_vectors() const override { return item_vectors_; }
   std::vector<float> user_vector(const UserState& state) const override {
     return dynamic_cast<const TwoTowerState&>(state).vector;
@@ -601,7 +635,8 @@ class TwoTowerModel final : public Model {
     for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
     return s;
   }
-  float dot(const float* a, const float* b) const { return dot(a, b, o_.dim); }
+  size_t width() const { return static_cast<size_t>(o_.dim) + 1; }
+  float dot(const float* a, const float* b) const { return dot(a, b, static_cast<int64_t>(width())); }
 
   void check_text(const text::Matrix& m, std::string_view whose) const {
     for (float v : m.data)
@@ -623,19 +658,24 @@ class TwoTowerModel final : public Model {
                             text_.defined() ? text_.index_select(0, idt) : torch::Tensor());
   }
 
+  // item_vectors_ rows: [v / 1, bias] with v the normalised item-tower
+  // output (the user vector carries 1 / temperature and a final 1).
   void refresh_item_vectors(int32_t first) {
     c10::InferenceMode guard;
-    item_vectors_.resize(static_cast<size_t>(num_items_) * static_cast<size_t>(o_.dim));
+    const size_t w = width();
+    item_vectors_.resize(static_cast<size_t>(num_items_) * w);
     const int32_t chunk = 4096;
     for (int32_t s = first; s < num_items_; s += chunk) {
       const int32_t e = std::min(num_items_, s + chunk);
       std::vector<int64_t> ids(static_cast<size_t>(e - s));
       std::iota(ids.begin(), ids.end(), int64_t{s});
-      auto v = net_->item_out(item_inputs(ids)).contiguous();
+      auto x = item_inputs(ids);
+      auto v = torch::cat({net_->item_out(x), net_->item_bias(x).unsqueeze(1)}, 1).contiguous();
       std::copy(v.data_ptr<float>(), v.data_ptr<float>() + v.numel(),
-                item_vectors_.begin() + static_cast<std::ptrdiff_t>(s) * o_.dim);
+                item_vectors_.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(s) * w));
     }
   }
+
 
   TwoTowerOptions o_;
   int32_t num_items_ = 0;

@@ -110,8 +110,9 @@ class WeightLoader {
     }
     at::Tensor t = at::empty(shape, at::kFloat);
     ckpt_.read_f32(it->second, std::span<float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
+    const float* v = t.data_ptr<float>();
     for (int64_t i = 0, n = t.numel(); i < n; ++i)
-      if (!std::isfinite(t.data_ptr<float>()[i]))
+      if (!std::isfinite(v[i]))
         FEWREC_THROW(kCorrupt, "BERT model `{}`: tensor `{}` in `{}` holds a non-finite value at element {}",
                      dir_.string(), it->second, ckpt_.file_of(it->second).path().string(), i);
     return t;

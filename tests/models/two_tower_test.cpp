@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "fewrec/core/monitor.h"
 #include "fewrec/data/synthetic.h"
@@ -98,6 +99,36 @@ TEST(TwoTower, NewUsersAreEncodedFromTheirContext) {
               HasSubstr("outside"));
 }
 
+TEST(TwoTower, PrefixContextsTeachFewShotUsers) {
+  // Trained on simulated cold-start tasks (first k events -> a later item):
+  // with no event a user gets the crowd's favourites, with three events of a
+  // topic that topic.
+  const auto w = text_world(/*disjoint_words=*/false);
+  auto m = fitted(spec("context=prefix,max_support=5"), w.train);
+  const auto counts = w.train.item_counts();
+  const auto s0 = scores_of(*m, new_user({}));
+  std::vector<ItemIndex> popular, rare;
+  std::vector<ItemIndex> order(static_cast<size_t>(w.full.num_items()));
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](ItemIndex a, ItemIndex b) { return counts[a] > counts[b]; });
+  popular.assign(order.begin(), order.begin() + 30);
+  for (ItemIndex i : order)
+    if (counts[static_cast<size_t>(i)] > 0 && rare.size() < 100 &&
+        std::find(popular.begin(), popular.end(), i) == popular.end() && counts[static_cast<size_t>(i)] < counts[static_cast<size_t>(popular.back())] / 3)
+      rare.push_back(i);
+  ASSERT_FALSE(rare.empty());
+  EXPECT_GT(auc(s0, popular, rare), 0.9);
+  std::vector<ItemIndex> topic0;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] == 0) topic0.push_back(i);
+  const auto s3 = scores_of(*m, new_user({topic0[0], topic0[1], topic0[2]}));
+  std::vector<ItemIndex> pos(topic0.begin() + 3, topic0.end()), neg;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
+  EXPECT_GT(auc(s3, pos, neg), 0.7);
+  EXPECT_GT(auc(s3, pos, neg), auc(s0, pos, neg) + 0.1);
+}
+
 TEST(TwoTower, AddedItemsWithOnlyATitleGetTheirTopicsScores) {
   register_test_glove();
   const auto w = text_world(/*disjoint_words=*/true);
@@ -132,7 +163,7 @@ TEST(TwoTower, SaveLoadRoundTripGivesIdenticalScores) {
   for (UserIndex u : {1, 2, 7}) contexts.push_back(data::context_from_dataset(w.full, u));
   contexts.push_back(new_user({3, 4, 9}));
   for (const auto& ctx : contexts) EXPECT_EQ(scores_of(*loaded.model, ctx), scores_of(*m, ctx));
-  ASSERT_EQ(loaded.model->vector_dim(), 32);
+  ASSERT_EQ(loaded.model->vector_dim(), 33);  // dim + the bias
   EXPECT_EQ(loaded.model->item_vectors().size(), m->item_vectors().size());
   // Items added to the loaded model score as on the original.
   const auto g = grown(w, nullptr);
