@@ -68,7 +68,7 @@ struct TwoTowerOptions {
   int64_t epochs = 20;
   int64_t batch_size = 256;
   int64_t negatives = 256;
-  double temperature = 1.0;
+  double temperature = 0.05;
   bool normalize_user = true;
   bool logq = true;
   bool ids = true;
