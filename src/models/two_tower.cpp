@@ -427,12 +427,14 @@ class TwoTowerModel final : public Model {
         // Log-Q and accidental hits.
         bias.assign(static_cast<size_t>(B + S), 0.0f);
         if (o_.logq) {
-          for (int64_t c = 0; c < B; ++c)
-            bias[static_cast<size_t>(c)] = static_cast<float>(
-                std::log(static_cast<double>(B) * static_cast<double>(count[static_cast<size_t>(target_item[static_cast<size_t>(c)])]) / total));
-          for (int64_t s = 0; s < S; ++s)
-            bias[static_cast<size_t>(B + s)] =
-                static_cast<float>(std::log(static_cast<double>(S) / static_cast<double>(trained.size())));
+          // Expected count of an item among the candidates: B draws by
+          // popularity (the targets) plus S uniform draws over the trained items.
+          const double uniform = static_cast<double>(S) / static_cast<double>(trained.size());
+          auto expected = [&](ItemIndex i) {
+            return static_cast<float>(std::log(static_cast<double>(B) * static_cast<double>(count[static_cast<size_t>(i)]) / total + uniform));
+          };
+          for (int64_t c = 0; c < B; ++c) bias[static_cast<size_t>(c)] = expected(target_item[static_cast<size_t>(c)]);
+          for (int64_t s = 0; s < S; ++s) bias[static_cast<size_t>(B + s)] = expected(neg_item[static_cast<size_t>(s)]);
         }
         std::vector<ItemIndex> cand_item = target_item;
         cand_item.insert(cand_item.end(), neg_item.begin(), neg_item.end());
