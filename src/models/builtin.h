@@ -14,5 +14,6 @@ void register_bpr(ModelRegistry& registry);
 void register_hybrid(ModelRegistry& registry);
 void register_sasrec(ModelRegistry& registry);
 void register_two_tower(ModelRegistry& registry);
+void register_melu(ModelRegistry& registry);
 
 }  // namespace fewrec::models

@@ -67,6 +67,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_hybrid(registry);
   register_sasrec(registry);
   register_two_tower(registry);
+  register_melu(registry);
 }
 
 }  // namespace fewrec::models

@@ -50,6 +50,7 @@
 #include "fewrec/core/rng.h"
 #include "fewrec/core/threads.h"
 #include "fewrec/train/train.h"
+#include "feature_bags.h"
 #include "hybrid_features.h"
 #include "hybrid_text.h"
 
@@ -152,32 +153,6 @@ ModelSpec canonical_spec(ModelSpec spec, const TwoTowerOptions& o) {
     spec.options["text_options"] =
         hybrid::encoder_options_to_string(o.text.encoder_options, "model `two_tower`: option `text_options`");
   return spec;
-}
-
-// Lists of feature indices per row, CSR.
-struct Bags {
-  std::vector<int64_t> offsets{0};
-  std::vector<int64_t> ids;
-  void add(const std::vector<int32_t>& f) {
-    ids.insert(ids.end(), f.begin(), f.end());
-    offsets.push_back(static_cast<int64_t>(ids.size()));
-  }
-  int64_t rows() const { return static_cast<int64_t>(offsets.size()) - 1; }
-  // Flat ids and start offsets of rows `rows` (for EmbeddingBag).
-  void gather(std::span<const int64_t> rows, std::vector<int64_t>& flat, std::vector<int64_t>& starts) const {
-    flat.clear();
-    starts.clear();
-    for (int64_t r : rows) {
-      starts.push_back(static_cast<int64_t>(flat.size()));
-      if (r >= 0 && r < this->rows())
-        flat.insert(flat.end(), ids.begin() + offsets[static_cast<size_t>(r)],
-                    ids.begin() + offsets[static_cast<size_t>(r) + 1]);
-    }
-  }
-};
-
-torch::Tensor long_tensor(const std::vector<int64_t>& v) {
-  return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())}, torch::kLong).clone();
 }
 
 struct NetImpl : torch::nn::Module {
