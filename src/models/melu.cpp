@@ -40,6 +40,7 @@
 #include "fewrec/train/train.h"
 #include "hybrid_features.h"
 #include "hybrid_text.h"
+#include "item_content.h"
 #include "melu_core.h"
 
 namespace fewrec::models {
@@ -148,6 +149,11 @@ struct NetImpl : torch::nn::Module {
     if (text_proj && text.defined()) x = x + text_proj(text);
     return x;
   }
+  torch::Tensor items(const ItemContent::Inputs& in) {
+    // Items added after training have no id row: clamp (their id_keep is 0).
+    auto ids = id_emb ? in.ids.clamp_max(id_emb->weight.size(0) - 1) : in.ids;
+    return items(ids, in.id_keep, in.flat, in.starts, in.text);
+  }
   torch::Tensor users(const torch::Tensor& flat, const torch::Tensor& starts, int64_t n) {
     if (user_feat && flat.numel() > 0) return user_feat(flat, starts);
     return torch::zeros({n, dim});
@@ -181,42 +187,16 @@ class MeluModel final : public Model {
     const auto offsets = train.user_offsets();
     const auto items = train.item_column();
 
-    known_.assign(static_cast<size_t>(num_items_), 0);
-    trained_.clear();
-    for (ItemIndex i : items) known_[static_cast<size_t>(i)] = 1;
-    for (ItemIndex i = 0; i < num_items_; ++i)
-      if (known_[static_cast<size_t>(i)]) trained_.push_back(i);
-    FEWREC_CHECK(!trained_.empty(), kInvalidArgument, "model `{}`: the training data has no interaction", name());
-
-    std::vector<int32_t> trained_rows(trained_.begin(), trained_.end()), all_users(static_cast<size_t>(n_users));
+    content_ = ItemContent(o_.item_features, o_.vocab, o_.text, name());
+    trained_ = content_.build(train, monitor);
+    std::vector<int32_t> all_users(static_cast<size_t>(n_users));
     std::iota(all_users.begin(), all_users.end(), 0);
-    item_space_ = hybrid::FeatureSpace::build(cat.item_features, trained_rows, o_.item_features, o_.vocab, "item", name());
     user_space_ = hybrid::FeatureSpace::build(cat.user_features, all_users, o_.user_features, o_.vocab, "user", name());
-    item_bags_ = Bags{};
-    std::vector<int32_t> f;
-    for (ItemIndex i = 0; i < num_items_; ++i) {
-      f.clear();
-      item_space_.encode_row(cat.item_features, i, f);
-      item_bags_.add(f);
-    }
-    Bags user_bags;
-    for (int32_t u = 0; u < n_users; ++u) {
-      f.clear();
-      user_space_.encode_row(cat.user_features, u, f);
-      user_bags.add(f);
-    }
-    text_dim_ = 0;
-    text_.reset();
-    if (o_.text.enabled()) {
-      text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
-      text::Matrix m = text_source_->vectors(cat, 0, monitor);
-      text_dim_ = m.cols;
-      text_identity_ = text_source_->identity();
-      text_ = torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone();
-    }
-    FEWREC_CHECK(o_.ids || !item_space_.empty() || text_dim_ > 0, kInvalidArgument,
+    const Bags ubags = user_bags(user_space_, cat);
+    FEWREC_CHECK(o_.ids || !content_.space().empty() || content_.text_dim() > 0, kInvalidArgument,
                  "model `{}`: items have no representation: ids=false, no item feature and no text vectors", name());
-    net_ = Net(num_items_, item_space_.size(), user_space_.size(), text_dim_, o_);
+    id_rows_ = num_items_;
+    net_ = Net(id_rows_, content_.space().size(), user_space_.size(), content_.text_dim(), o_);
     auto optimizer = train::make_optimizer(net_->parameters(), o_.optimizer);
 
     std::vector<data::UserIndex> users;
@@ -228,8 +208,8 @@ class MeluModel final : public Model {
     for (auto u : users) sets[static_cast<size_t>(u)] = train.item_set(u);
     monitor.info(fmt::format("{}: {} tasks (users), {} items ({} trained), {} item / {} user features, text dim {}, "
                              "{} order, {} epochs, {} threads",
-                             name(), users.size(), num_items_, trained_.size(), item_space_.size(), user_space_.size(),
-                             text_dim_, o_.first_order ? "first" : "second", o_.epochs, threads));
+                             name(), users.size(), num_items_, trained_.size(), content_.space().size(), user_space_.size(),
+                             content_.text_dim(), o_.first_order ? "first" : "second", o_.epochs, threads));
 
     core::Rng rng(core::derive_seed(topts.seed, 29));
     train::EpochReporter reporter(monitor, name(), o_.epochs);
@@ -280,14 +260,9 @@ class MeluModel final : public Model {
           query.emplace_back(q0, static_cast<int64_t>(row_items.size()));
         }
         const int64_t R = static_cast<int64_t>(row_items.size());
-        std::vector<float> keep(static_cast<size_t>(R));
-        for (int64_t r = 0; r < R; ++r) keep[static_cast<size_t>(r)] = known_[static_cast<size_t>(row_items[static_cast<size_t>(r)])];
-        std::vector<int64_t> flat, starts, uflat, ustarts;
-        item_bags_.gather(row_items, flat, starts);
-        user_bags.gather(task_users, uflat, ustarts);
-        auto ids = long_tensor(row_items);
-        auto xi = net_->items(ids, torch::from_blob(keep.data(), {R}, torch::kFloat).clone(), long_tensor(flat),
-                              long_tensor(starts), text_.defined() ? text_.index_select(0, ids) : torch::Tensor());
+        auto xi = net_->items(content_.inputs(row_items));
+        std::vector<int64_t> uflat, ustarts;
+        ubags.gather(task_users, uflat, ustarts);
         auto xu = net_->users(long_tensor(uflat), long_tensor(ustarts), static_cast<int64_t>(task_users.size()));
         auto x = torch::cat({xu.index_select(0, long_tensor(row_task)), xi}, 1);
         auto y = torch::from_blob(labels.data(), {R}, torch::kFloat).clone();
@@ -389,21 +364,7 @@ class MeluModel final : public Model {
                  first_new_item);
     const int32_t total = catalogue.items.size();
     if (total <= num_items_) return;
-    if (text_dim_ > 0) {
-      if (!text_source_) text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
-      text::Matrix m = text_source_->vectors(catalogue, num_items_, core::null_monitor());
-      FEWREC_CHECK(m.cols == text_dim_ && text_source_->identity() == text_identity_, kInvalidArgument,
-                   "model `{}`: the new items' text vectors ({}) are not those the model was trained on ({})", name(),
-                   text_source_->identity(), text_identity_);
-      text_ = torch::cat({text_, torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone()}, 0);
-    }
-    std::vector<int32_t> f;
-    for (ItemIndex i = num_items_; i < total; ++i) {
-      f.clear();
-      item_space_.encode_row(catalogue.item_features, i, f);
-      item_bags_.add(f);
-    }
-    known_.resize(static_cast<size_t>(total), 0);
+    content_.add_items(catalogue);
     const int32_t first = num_items_;
     num_items_ = total;
     refresh_items(first);
@@ -412,23 +373,10 @@ class MeluModel final : public Model {
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {
     FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
     writer.put_i64(prefix + "num_items", num_items_);
-    writer.put_i64(prefix + "id_rows", net_->id_emb ? net_->id_emb->weight.size(0) : 0);
-    writer.put_i64(prefix + "text_dim", text_dim_);
-    writer.put_string(prefix + "text_identity", text_identity_);
-    writer.put_array<uint8_t>(prefix + "known", known_);
-    writer.put_array<int64_t>(prefix + "item_bag_offsets", item_bags_.offsets);
-    writer.put_array<int64_t>(prefix + "item_bag_ids", item_bags_.ids);
-    if (text_dim_ > 0) {
-      auto t = text_.contiguous();
-      writer.put_array<float>(prefix + "text", std::span<const float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
-    }
-    item_space_.save(writer, prefix + "item_space/");
+    writer.put_i64(prefix + "id_rows", id_rows_);
+    content_.save(writer, prefix);
     user_space_.save(writer, prefix + "user_space/");
-    for (auto& [pname, t] : train::named_state(*net_)) {
-      auto c = t.detach().contiguous().to(torch::kFloat);
-      writer.put_array<float>(prefix + "param/" + pname,
-                              std::span<const float>(c.data_ptr<float>(), static_cast<size_t>(c.numel())));
-    }
+    train::save_params(writer, prefix, *net_);
   }
 
   static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader, const std::string& prefix) {
@@ -445,38 +393,14 @@ class MeluModel final : public Model {
       return v[0];
     };
     m->num_items_ = static_cast<int32_t>(one("num_items", 1, INT32_MAX));
-    const int64_t id_rows = one("id_rows", 0, INT32_MAX);
-    m->text_dim_ = one("text_dim", 0, 1 << 20);
-    m->text_identity_ = reader.get_string(prefix + "text_identity");
-    m->known_ = reader.get_array<uint8_t>(prefix + "known", static_cast<size_t>(m->num_items_));
+    m->id_rows_ = static_cast<int32_t>(one("id_rows", 1, m->num_items_));
+    m->content_ = ItemContent(options.item_features, options.vocab, options.text, kName);
+    m->content_.load(reader, prefix, m->num_items_);
     for (ItemIndex i = 0; i < m->num_items_; ++i)
-      if (m->known_[static_cast<size_t>(i)]) m->trained_.push_back(i);
-    if (m->trained_.empty()) bad("no trained item");
-    m->item_bags_.offsets = reader.get_array<int64_t>(prefix + "item_bag_offsets", static_cast<size_t>(m->num_items_) + 1);
-    m->item_bags_.ids = reader.get_array<int64_t>(prefix + "item_bag_ids");
-    m->item_space_ = hybrid::FeatureSpace::load(reader, prefix + "item_space/");
+      if (m->content_.known(i)) m->trained_.push_back(i);
     m->user_space_ = hybrid::FeatureSpace::load(reader, prefix + "user_space/");
-    const auto& off = m->item_bags_.offsets;
-    if (off.front() != 0 || off.back() != static_cast<int64_t>(m->item_bags_.ids.size()) ||
-        !std::is_sorted(off.begin(), off.end()))
-      bad("item feature offsets are inconsistent");
-    for (int64_t id : m->item_bags_.ids)
-      if (id < 0 || id >= m->item_space_.size()) bad("an item feature index is out of range");
-    if (m->text_dim_ > 0) {
-      auto t = reader.get_array<float>(prefix + "text", static_cast<size_t>(m->num_items_ * m->text_dim_));
-      m->text_ = torch::from_blob(t.data(), {m->num_items_, m->text_dim_}, torch::kFloat).clone();
-    }
-    if (options.ids && id_rows < 1) bad("the artifact has no id embeddings but the options ask for them");
-    m->net_ = Net(std::max<int64_t>(1, id_rows), m->item_space_.size(), m->user_space_.size(), m->text_dim_, options);
-    torch::NoGradGuard no_grad;
-    for (auto& [pname, t] : train::named_state(*m->net_)) {
-      const auto values = reader.get_array<float>(prefix + "param/" + pname);
-      if (static_cast<int64_t>(values.size()) != t.numel())
-        bad(fmt::format("parameter `{}` has {} values, the model options give {}", pname, values.size(), t.numel()));
-      for (float v : values)
-        if (!std::isfinite(v)) bad(fmt::format("parameter `{}` holds a non-finite value", pname));
-      t.copy_(torch::from_blob(const_cast<float*>(values.data()), t.sizes(), torch::kFloat));
-    }
+    m->net_ = Net(m->id_rows_, m->content_.space().size(), m->user_space_.size(), m->content_.text_dim(), options);
+    train::load_params(reader, prefix, *m->net_, "model `melu`");
     m->refresh_items(0);
     return m;
   }
@@ -497,29 +421,16 @@ class MeluModel final : public Model {
     torch::NoGradGuard ng;
     std::vector<int64_t> ids(static_cast<size_t>(num_items_ - first));
     std::iota(ids.begin(), ids.end(), int64_t{first});
-    std::vector<float> keep(ids.size());
-    for (size_t k = 0; k < ids.size(); ++k) keep[k] = known_[static_cast<size_t>(ids[k])] ? 1.0f : 0.0f;
-    std::vector<int64_t> flat, starts;
-    item_bags_.gather(ids, flat, starts);
-    auto idt = long_tensor(ids);
-    auto id_rows = net_->id_emb ? idt.clamp_max(net_->id_emb->weight.size(0) - 1) : idt;
-    auto x = net_->items(id_rows, torch::from_blob(keep.data(), {static_cast<int64_t>(ids.size())}, torch::kFloat).clone(),
-                         long_tensor(flat), long_tensor(starts),
-                         text_.defined() ? text_.index_select(0, idt) : torch::Tensor())
-                 .detach();
+    auto x = net_->items(content_.inputs(ids)).detach();
     item_matrix_ = first == 0 ? x : torch::cat({item_matrix_.narrow(0, 0, first), x}, 0);
   }
 
   MeluOptions o_;
   int32_t num_items_ = 0;
-  int64_t text_dim_ = 0;
-  std::string text_identity_;
-  std::unique_ptr<hybrid::ItemTextSource> text_source_;
-  torch::Tensor text_;
-  std::vector<uint8_t> known_;
+  int32_t id_rows_ = 0;  // id embeddings: the items at fit
+  ItemContent content_;
   std::vector<ItemIndex> trained_;
-  Bags item_bags_;
-  hybrid::FeatureSpace item_space_, user_space_;
+  hybrid::FeatureSpace user_space_;
   mutable Net net_{nullptr};
   torch::Tensor item_matrix_;  // [num_items, dim], inference
   std::vector<double> epoch_seconds_;

@@ -381,14 +381,7 @@ class SasRecModel final : public Model {
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {
     FEWREC_CHECK(net_, kInvalidArgument, "model `sasrec` is not trained");
     writer.put_i64(prefix + "num_items", num_items_);
-    nlohmann::json shapes = nlohmann::json::object();
-    for (auto& [name, t] : train::named_state(*net_)) {
-      auto c = t.detach().contiguous().to(torch::kFloat);
-      shapes[name] = c.sizes().vec();
-      writer.put_array<float>(prefix + "param/" + name,
-                              std::span<const float>(c.data_ptr<float>(), static_cast<size_t>(c.numel())));
-    }
-    writer.put_json(prefix + "shapes", shapes);
+    train::save_params(writer, prefix, *net_);
   }
 
   static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader,
@@ -402,17 +395,7 @@ class SasRecModel final : public Model {
       FEWREC_THROW(kCorrupt, "artifact {}: `{}num_items` is not a valid item count", reader.origin(), prefix);
     model->num_items_ = static_cast<int32_t>(n[0]);
     model->net_ = Net(model->num_items_, options);
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : train::named_state(*model->net_)) {
-      const auto values = reader.get_array<float>(prefix + "param/" + name);
-      if (static_cast<int64_t>(values.size()) != t.numel())
-        FEWREC_THROW(kCorrupt, "artifact {}: parameter `{}` has {} values, the model options give {}", reader.origin(),
-                     name, values.size(), t.numel());
-      for (float v : values)
-        if (!std::isfinite(v))
-          FEWREC_THROW(kCorrupt, "artifact {}: parameter `{}` holds a non-finite value", reader.origin(), name);
-      t.copy_(torch::from_blob(const_cast<float*>(values.data()), t.sizes(), torch::kFloat));
-    }
+    train::load_params(reader, prefix, *model->net_, "model `sasrec`");
     model->net_->eval();
     model->refresh_item_vectors();
     return model;

@@ -53,6 +53,7 @@
 #include "feature_bags.h"
 #include "hybrid_features.h"
 #include "hybrid_text.h"
+#include "item_content.h"
 
 namespace fewrec::models {
 
@@ -188,6 +189,11 @@ struct NetImpl : torch::nn::Module {
     if (text_proj && text.defined()) x = x + text_proj(text);
     return x;
   }
+  torch::Tensor item_input(const ItemContent::Inputs& in) {
+    // Items added after training have no id row: clamp (their id_keep is 0).
+    auto ids = id_emb ? in.ids.clamp_max(id_emb->weight.size(0) - 1) : in.ids;
+    return item_input(ids, in.id_keep, in.flat, in.starts, in.text);
+  }
   torch::Tensor item_out(const torch::Tensor& x) {
     return torch::nn::functional::normalize(x + item_mlp->forward(x),
                                             torch::nn::functional::NormalizeFuncOptions().dim(1));
@@ -237,56 +243,17 @@ class TwoTowerModel final : public Model {
     const auto items = train.item_column();
     std::vector<int64_t> count(static_cast<size_t>(num_items_), 0);
     for (ItemIndex i : items) ++count[static_cast<size_t>(i)];
-    known_.assign(static_cast<size_t>(num_items_), 0);
-    std::vector<ItemIndex> trained;
-    for (ItemIndex i = 0; i < num_items_; ++i)
-      if (count[static_cast<size_t>(i)] > 0) {
-        known_[static_cast<size_t>(i)] = 1;
-        trained.push_back(i);
-      }
-    FEWREC_CHECK(!trained.empty(), kInvalidArgument, "model `{}`: the training data has no interaction", name());
-
-    // Features of every item and user of the catalogue.
+    content_ = ItemContent(o_.item_features, o_.vocab, o_.text, name());
+    const std::vector<ItemIndex> trained = content_.build(train, monitor);
     std::vector<int32_t> all_users(static_cast<size_t>(n_users));
     std::iota(all_users.begin(), all_users.end(), 0);
-    // Item vocabulary from the trained items only: a value no trained item
-    // has would keep its random initial embedding.
-    std::vector<int32_t> trained_rows(trained.begin(), trained.end());
-    item_space_ =
-        hybrid::FeatureSpace::build(cat.item_features, trained_rows, o_.item_features, o_.vocab, "item", name());
     user_space_ = hybrid::FeatureSpace::build(cat.user_features, all_users, o_.user_features, o_.vocab, "user", name());
-    item_bags_ = Bags{};
-    std::vector<int32_t> f;
-    for (ItemIndex i = 0; i < num_items_; ++i) {
-      f.clear();
-      item_space_.encode_row(cat.item_features, i, f);
-      item_bags_.add(f);
-    }
-    Bags user_bags;
-    for (int32_t u = 0; u < n_users; ++u) {
-      f.clear();
-      user_space_.encode_row(cat.user_features, u, f);
-      user_bags.add(f);
-    }
-
-    // Pretrained text vectors.
-    text_dim_ = 0;
-    text_.reset();
-    text_identity_.clear();
-    nlohmann::json text_info;
-    if (o_.text.enabled()) {
-      text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
-      text::Matrix m = text_source_->vectors(cat, 0, monitor);
-      check_text(m, "the items'");
-      text_dim_ = m.cols;
-      text_identity_ = text_source_->identity();
-      text_ = torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone();
-      text_info = text_source_->describe();
-    }
-    FEWREC_CHECK(o_.ids || !item_space_.empty() || text_dim_ > 0, kInvalidArgument,
+    const Bags ubags = user_bags(user_space_, cat);
+    FEWREC_CHECK(o_.ids || !content_.space().empty() || content_.text_dim() > 0, kInvalidArgument,
                  "model `{}`: items have no representation: ids=false, no item feature and no text vectors", name());
 
-    net_ = Net(num_items_, item_space_.size(), user_space_.size(), text_dim_, o_);
+    id_rows_ = num_items_;
+    net_ = Net(id_rows_, content_.space().size(), user_space_.size(), content_.text_dim(), o_);
     auto optimizer = train::make_optimizer(net_->parameters(), o_.optimizer);
 
     // Training pairs: every interaction row of a user with at least 2 rows
@@ -305,15 +272,15 @@ class TwoTowerModel final : public Model {
     const double total = static_cast<double>(items.size());
     monitor.info(fmt::format("{}: {} pairs, {} items ({} trained), {} item features, {} user features, text dim {}, "
                              "{} epochs, {} threads",
-                             name(), pairs.size(), num_items_, trained.size(), item_space_.size(), user_space_.size(),
-                             text_dim_, o_.epochs, threads));
+                             name(), pairs.size(), num_items_, trained.size(), content_.space().size(), user_space_.size(),
+                             content_.text_dim(), o_.epochs, threads));
 
     core::Rng rng(core::derive_seed(topts.seed, 23));
     train::EpochReporter reporter(monitor, name(), o_.epochs);
     std::vector<size_t> order(pairs.size());
     std::iota(order.begin(), order.end(), size_t{0});
     std::vector<int32_t> local(static_cast<size_t>(num_items_), -1);
-    std::vector<int64_t> uniq, ctx, flat, starts, uflat, ustarts, targets_local, neg_local, rows;
+    std::vector<int64_t> uniq, ctx, uflat, ustarts, targets_local, neg_local, rows;
     std::vector<float> ctx_mask, keep, bias;
     epoch_seconds_.clear();
     for (int64_t epoch = 0; epoch < o_.epochs; ++epoch) {
@@ -377,21 +344,15 @@ class TwoTowerModel final : public Model {
         for (auto& c : ctx)
           if (c < 0) c = U;  // padding row
         // Item inputs of the batch's unique items.
-        keep.assign(static_cast<size_t>(U), 0.0f);
-        for (int64_t k = 0; k < U; ++k)
-          keep[static_cast<size_t>(k)] =
-              known_[static_cast<size_t>(uniq[static_cast<size_t>(k)])] && core::uniform01(rng) >= o_.id_dropout ? 1.0f
-                                                                                                                 : 0.0f;
-        item_bags_.gather(uniq, flat, starts);
-        auto uniq_t = long_tensor(uniq);
-        auto x = net_->item_input(uniq_t, torch::from_blob(keep.data(), {U}, torch::kFloat).clone(), long_tensor(flat),
-                                  long_tensor(starts), text_.defined() ? text_.index_select(0, uniq_t) : torch::Tensor());
+        keep.resize(static_cast<size_t>(U));
+        for (auto& k : keep) k = core::uniform01(rng) >= o_.id_dropout ? 1.0f : 0.0f;
+        auto x = net_->item_input(content_.inputs(uniq, keep));
         auto xp = torch::cat({x, torch::zeros({1, o_.dim})}, 0);
         auto ctx_t = torch::from_blob(ctx.data(), {B, H}, torch::kLong).clone();
         auto mask_t = torch::from_blob(ctx_mask.data(), {B, H, 1}, torch::kFloat).clone();
         auto pooled = (xp.index_select(0, ctx_t.view({-1})).view({B, H, o_.dim}) * mask_t).sum(1) /
                       mask_t.sum(1).clamp_min(1.0);
-        user_bags.gather(rows, uflat, ustarts);
+        ubags.gather(rows, uflat, ustarts);
         auto uvec = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts), mask_t.sum(1));  // [B, dim]
         // Candidates: the batch's targets, then the sampled negatives.
         std::vector<int64_t> cand = targets_local;
@@ -435,9 +396,10 @@ class TwoTowerModel final : public Model {
     }
     net_->eval();
     refresh_item_vectors(0);
-    info_ = {{"pairs", pairs.size()}, {"trained_items", trained.size()}, {"item_features", item_space_.describe()},
+    info_ = {{"pairs", pairs.size()},
+             {"trained_items", trained.size()},
+             {"item_content", content_.describe()},
              {"user_features", user_space_.describe()}};
-    if (!text_info.is_null()) info_["text"] = text_info;
   }
 
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
@@ -501,25 +463,7 @@ class TwoTowerModel final : public Model {
     FEWREC_CHECK(total >= num_items_, kInvalidArgument, "model `{}`: the catalogue has {} items, fewer than the model's {}",
                  name(), total, num_items_);
     if (total == num_items_) return;
-    torch::Tensor new_text;
-    if (text_dim_ > 0) {
-      if (!text_source_) text_source_ = std::make_unique<hybrid::ItemTextSource>(o_.text, name());
-      text::Matrix m = text_source_->vectors(catalogue, num_items_, core::null_monitor());
-      FEWREC_CHECK(m.cols == text_dim_ && text_source_->identity() == text_identity_, kInvalidArgument,
-                   "model `{}`: the new items' text vectors ({}, dimension {}) are not those the model was trained "
-                   "on ({}, dimension {})",
-                   name(), text_source_->identity(), m.cols, text_identity_, text_dim_);
-      check_text(m, "the new items'");
-      new_text = torch::from_blob(m.data.data(), {m.rows, m.cols}, torch::kFloat).clone();
-    }
-    std::vector<int32_t> f;
-    for (ItemIndex i = num_items_; i < total; ++i) {
-      f.clear();
-      item_space_.encode_row(catalogue.item_features, i, f);
-      item_bags_.add(f);
-    }
-    if (new_text.defined()) text_ = torch::cat({text_, new_text}, 0);
-    known_.resize(static_cast<size_t>(total), 0);
+    content_.add_items(catalogue);
     const int32_t first = num_items_;
     num_items_ = total;
     refresh_item_vectors(first);
@@ -528,25 +472,10 @@ class TwoTowerModel final : public Model {
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {
     FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
     writer.put_i64(prefix + "num_items", num_items_);
-    writer.put_i64(prefix + "text_dim", text_dim_);
-    writer.put_string(prefix + "text_identity", text_identity_);
-    writer.put_array<uint8_t>(prefix + "known", known_);
-    writer.put_array<int64_t>(prefix + "item_bag_offsets", item_bags_.offsets);
-    writer.put_array<int64_t>(prefix + "item_bag_ids", item_bags_.ids);
-    if (text_dim_ > 0) {
-      auto t = text_.contiguous();
-      writer.put_array<float>(prefix + "text", std::span<const float>(t.data_ptr<float>(), static_cast<size_t>(t.numel())));
-    }
-    item_space_.save(writer, prefix + "item_space/");
+    writer.put_i64(prefix + "id_rows", id_rows_);
+    content_.save(writer, prefix);
     user_space_.save(writer, prefix + "user_space/");
-    nlohmann::json shapes = nlohmann::json::object();
-    for (auto& [pname, t] : train::named_state(*net_)) {
-      auto c = t.detach().contiguous().to(torch::kFloat);
-      shapes[pname] = c.sizes().vec();
-      writer.put_array<float>(prefix + "param/" + pname,
-                              std::span<const float>(c.data_ptr<float>(), static_cast<size_t>(c.numel())));
-    }
-    writer.put_json(prefix + "shapes", shapes);
+    train::save_params(writer, prefix, *net_);
   }
 
   static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader, const std::string& prefix) {
@@ -560,35 +489,14 @@ class TwoTowerModel final : public Model {
     const auto n = reader.get_array<int64_t>(prefix + "num_items");
     if (n.size() != 1 || n[0] < 1 || n[0] > INT32_MAX) bad("`num_items` is not a valid item count");
     m->num_items_ = static_cast<int32_t>(n[0]);
-    const auto td = reader.get_array<int64_t>(prefix + "text_dim");
-    if (td.size() != 1 || td[0] < 0 || td[0] > 1 << 20) bad("`text_dim` is not a valid dimension");
-    m->text_dim_ = td[0];
-    m->text_identity_ = reader.get_string(prefix + "text_identity");
-    m->known_ = reader.get_array<uint8_t>(prefix + "known", static_cast<size_t>(m->num_items_));
-    m->item_bags_.offsets = reader.get_array<int64_t>(prefix + "item_bag_offsets", static_cast<size_t>(m->num_items_) + 1);
-    m->item_bags_.ids = reader.get_array<int64_t>(prefix + "item_bag_ids");
-    m->item_space_ = hybrid::FeatureSpace::load(reader, prefix + "item_space/");
+    const auto rows = reader.get_array<int64_t>(prefix + "id_rows");
+    if (rows.size() != 1 || rows[0] < 1 || rows[0] > m->num_items_) bad("`id_rows` is not a valid row count");
+    m->id_rows_ = static_cast<int32_t>(rows[0]);
+    m->content_ = ItemContent(options.item_features, options.vocab, options.text, kName);
+    m->content_.load(reader, prefix, m->num_items_);
     m->user_space_ = hybrid::FeatureSpace::load(reader, prefix + "user_space/");
-    const auto& off = m->item_bags_.offsets;
-    if (off.front() != 0 || off.back() != static_cast<int64_t>(m->item_bags_.ids.size()) ||
-        !std::is_sorted(off.begin(), off.end()))
-      bad("item feature offsets are inconsistent");
-    for (int64_t id : m->item_bags_.ids)
-      if (id < 0 || id >= m->item_space_.size()) bad("an item feature index is out of range");
-    if (m->text_dim_ > 0) {
-      auto t = reader.get_array<float>(prefix + "text", static_cast<size_t>(m->num_items_ * m->text_dim_));
-      m->text_ = torch::from_blob(t.data(), {m->num_items_, m->text_dim_}, torch::kFloat).clone();
-    }
-    m->net_ = Net(m->num_items_, m->item_space_.size(), m->user_space_.size(), m->text_dim_, options);
-    torch::NoGradGuard no_grad;
-    for (auto& [pname, t] : train::named_state(*m->net_)) {
-      const auto values = reader.get_array<float>(prefix + "param/" + pname);
-      if (static_cast<int64_t>(values.size()) != t.numel())
-        bad(fmt::format("parameter `{}` has {} values, the model options give {}", pname, values.size(), t.numel()));
-      for (float v : values)
-        if (!std::isfinite(v)) bad(fmt::format("parameter `{}` holds a non-finite value", pname));
-      t.copy_(torch::from_blob(const_cast<float*>(values.data()), t.sizes(), torch::kFloat));
-    }
+    m->net_ = Net(m->id_rows_, m->content_.space().size(), m->user_space_.size(), m->content_.text_dim(), options);
+    train::load_params(reader, prefix, *m->net_, "model `two_tower`");
     m->net_->eval();
     m->refresh_item_vectors(0);
     return m;
@@ -615,25 +523,8 @@ class TwoTowerModel final : public Model {
   size_t width() const { return static_cast<size_t>(o_.dim) + 1; }
   float dot(const float* a, const float* b) const { return dot(a, b, static_cast<int64_t>(width())); }
 
-  void check_text(const text::Matrix& m, std::string_view whose) const {
-    for (float v : m.data)
-      FEWREC_CHECK(std::isfinite(v), kInvalidArgument, "model `{}`: {} text vectors hold a non-finite value", name(),
-                   whose);
-  }
-
   // Item-tower inputs of `ids` at inference (id part for trained items).
-  torch::Tensor item_inputs(const std::vector<int64_t>& ids) const {
-    std::vector<float> keep(ids.size());
-    for (size_t k = 0; k < ids.size(); ++k) keep[k] = known_[static_cast<size_t>(ids[k])] ? 1.0f : 0.0f;
-    std::vector<int64_t> flat, starts;
-    item_bags_.gather(ids, flat, starts);
-    auto idt = long_tensor(ids);
-    // Items added after training have no id row: clamp (their keep is 0).
-    auto id_rows = net_->id_emb ? idt.clamp_max(net_->id_emb->weight.size(0) - 1) : idt;
-    return net_->item_input(id_rows, torch::from_blob(keep.data(), {static_cast<int64_t>(ids.size())}, torch::kFloat).clone(),
-                            long_tensor(flat), long_tensor(starts),
-                            text_.defined() ? text_.index_select(0, idt) : torch::Tensor());
-  }
+  torch::Tensor item_inputs(const std::vector<int64_t>& ids) const { return net_->item_input(content_.inputs(ids)); }
 
   // item_vectors_ rows: [v / 1, bias] with v the normalised item-tower
   // output (the user vector carries 1 / temperature and a final 1).
@@ -656,13 +547,9 @@ class TwoTowerModel final : public Model {
 
   TwoTowerOptions o_;
   int32_t num_items_ = 0;
-  int64_t text_dim_ = 0;
-  std::string text_identity_;
-  std::unique_ptr<hybrid::ItemTextSource> text_source_;
-  torch::Tensor text_;  // [num_items, text_dim]
-  std::vector<uint8_t> known_;
-  Bags item_bags_;
-  hybrid::FeatureSpace item_space_, user_space_;
+  int32_t id_rows_ = 0;  // id embeddings: the items at fit
+  ItemContent content_;
+  hybrid::FeatureSpace user_space_;
   mutable Net net_{nullptr};
   std::vector<float> item_vectors_;
   std::vector<double> epoch_seconds_;

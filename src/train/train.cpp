@@ -163,4 +163,27 @@ void EpochReporter::epoch_done(int64_t epoch, double loss, int64_t examples, con
   monitor_.metric(task_ + "/loss", loss, epoch);
 }
 
+void save_params(core::ArtifactWriter& writer, const std::string& prefix, const torch::nn::Module& module) {
+  for (auto& [name, t] : named_state(module)) {
+    auto c = t.detach().contiguous().to(torch::kFloat);
+    writer.put_array<float>(prefix + "param/" + name,
+                            std::span<const float>(c.data_ptr<float>(), static_cast<size_t>(c.numel())));
+  }
+}
+
+void load_params(const core::ArtifactReader& reader, const std::string& prefix, torch::nn::Module& module,
+                 const std::string& what) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : named_state(module)) {
+    const auto values = reader.get_array<float>(prefix + "param/" + name);
+    if (static_cast<int64_t>(values.size()) != t.numel())
+      FEWREC_THROW(kCorrupt, "artifact {}: {}: parameter `{}` has {} values, the model options give {}",
+                   reader.origin(), what, name, values.size(), t.numel());
+    for (float v : values)
+      if (!std::isfinite(v))
+        FEWREC_THROW(kCorrupt, "artifact {}: {}: parameter `{}` holds a non-finite value", reader.origin(), what, name);
+    t.copy_(torch::from_blob(const_cast<float*>(values.data()), t.sizes(), torch::kFloat));
+  }
+}
+
 }  // namespace fewrec::train

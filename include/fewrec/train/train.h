@@ -14,6 +14,7 @@
 #include <torch/nn/module.h>
 #include <torch/optim/optimizer.h>
 
+#include "fewrec/core/artifact.h"
 #include "fewrec/core/monitor.h"
 
 namespace fewrec::train {
@@ -96,5 +97,14 @@ class EpochReporter {
 // Copies every parameter and buffer of `module` into one flat list (for
 // artifacts): names and tensors in registration order.
 std::vector<std::pair<std::string, torch::Tensor>> named_state(const torch::nn::Module& module);
+
+// Artifact sections "<prefix>param/<name>" (float32) of every parameter and
+// buffer of `module`.
+void save_params(core::ArtifactWriter& writer, const std::string& prefix, const torch::nn::Module& module);
+// Reads them back into a module of the same shape: a missing section, a size
+// that the module's shape does not give or a non-finite value is kCorrupt
+// naming the artifact, `what` (e.g. "model `sasrec`") and the parameter.
+void load_params(const core::ArtifactReader& reader, const std::string& prefix, torch::nn::Module& module,
+                 const std::string& what);
 
 }  // namespace fewrec::train
