@@ -15,5 +15,6 @@ void register_hybrid(ModelRegistry& registry);
 void register_sasrec(ModelRegistry& registry);
 void register_two_tower(ModelRegistry& registry);
 void register_melu(ModelRegistry& registry);
+void register_content(ModelRegistry& registry);
 
 }  // namespace fewrec::models

@@ -68,6 +68,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_sasrec(registry);
   register_two_tower(registry);
   register_melu(registry);
+  register_content(registry);
 }
 
 }  // namespace fewrec::models
