@@ -41,6 +41,7 @@ struct SasRecOptions {
   double dropout = 0.2;
   std::string loss = "bce";
   int64_t negatives = 256;
+  std::string sampler = "uniform";
   int64_t epochs = 40;
   int64_t batch_size = 128;
   int64_t length_groups = 8;
@@ -65,6 +66,9 @@ struct SasRecOptions {
                           "bce: one uniform negative per position (the paper); sampled_softmax: cross-entropy against "
                           "`negatives` uniform negatives shared by the batch; softmax: cross-entropy over every item");
     p.negatives = o.get_int("negatives", p.negatives, "sampled_softmax: negatives per batch", 1, 1 << 20);
+    p.sampler = o.get_choice("sampler", p.sampler, {"uniform", "popularity"},
+                             "sampled_softmax: negatives drawn uniformly, or by popularity^0.75 with the log-Q "
+                             "correction (every logit minus the log of its item's sampling probability)");
     p.epochs = o.get_int("epochs", p.epochs, "passes over the users", 1, 100000);
     p.batch_size = o.get_int("batch_size", p.batch_size, "users (sequences) per step", 1, 1 << 20);
     p.length_groups = o.get_int("length_groups", p.length_groups,
@@ -204,6 +208,17 @@ class SasRecModel final : public Model {
     for (auto u : users) user_sets[static_cast<size_t>(u)] = train.item_set(u);
 
     auto optimizer = train::make_optimizer(net_->parameters(), o_.optimizer);
+    // Popularity sampler: probabilities proportional to count^0.75 (every
+    // item at least one count, so none is impossible) and their logs.
+    torch::Tensor sample_probs, log_probs;
+    if (o_.loss == "sampled_softmax" && o_.sampler == "popularity") {
+      std::vector<float> w(static_cast<size_t>(num_items_), 1.0f);
+      for (ItemIndex i : items) w[static_cast<size_t>(i)] += 1.0f;
+      for (float& x : w) x = std::pow(x, 0.75f);
+      sample_probs = torch::from_blob(w.data(), {num_items_}, torch::kFloat).clone();
+      sample_probs = sample_probs / sample_probs.sum();
+      log_probs = sample_probs.log();
+    }
     const int64_t steps_per_epoch = (static_cast<int64_t>(users.size()) + o_.batch_size - 1) / o_.batch_size;
     train::ScheduleOptions sched{o_.warmup_steps, o_.decay, steps_per_epoch * o_.epochs, 0.0, 1000, 0.5};
     int64_t start_epoch = 0;
@@ -244,7 +259,9 @@ class SasRecModel final : public Model {
         std::sort(batch.begin(), batch.end());
         const size_t groups = std::max<size_t>(1, std::min<size_t>(o_.length_groups, batch.size() / 16));
         torch::Tensor negs;
-        if (o_.loss == "sampled_softmax") negs = torch::randint(1, num_items_ + 1, {o_.negatives}, torch::kLong);
+        if (o_.loss == "sampled_softmax")
+          negs = o_.sampler == "uniform" ? torch::randint(1, num_items_ + 1, {o_.negatives}, torch::kLong)
+                                         : torch::multinomial(sample_probs, o_.negatives, /*replacement=*/true) + 1;
         torch::Tensor batch_loss = torch::zeros({});
         int64_t targets = 0;
         for (size_t g = 0; g < groups; ++g) {
@@ -296,6 +313,10 @@ class SasRecModel final : public Model {
           } else {
             auto pl = (f * net_->item_emb(p)).sum(-1, /*keepdim=*/true);
             auto nl = torch::mm(f, net_->item_emb(negs).t());
+            if (o_.sampler == "popularity") {
+              pl = pl - log_probs.index_select(0, p - 1).unsqueeze(1);
+              nl = nl - log_probs.index_select(0, negs - 1).unsqueeze(0);
+            }
             // A sampled negative equal to the positive is not a negative.
             nl = nl.masked_fill(negs.unsqueeze(0).eq(p.unsqueeze(1)), -1e9);
             batch_loss = batch_loss + F::cross_entropy(torch::cat({pl, nl}, 1), torch::zeros({pl.size(0)}, torch::kLong),

@@ -100,7 +100,7 @@ TEST(SasRec, LearnsPlantedTransitionsBetterThanPopularityAndItemKnn) {
 
 TEST(SasRec, EveryLossLowersTheTrainingLoss) {
   auto ds = sequential_data(300, 120);
-  for (const std::string loss : {"bce", "sampled_softmax", "softmax"}) {
+  for (const std::string loss : {"bce", "sampled_softmax", "sampled_softmax,sampler=popularity", "softmax"}) {
     SCOPED_TRACE(loss);
     LossMonitor mon;
     fitted("sasrec:maxlen=20,hidden=16,epochs=15,dropout=0,negatives=32,learning_rate=0.01,loss=" + loss, ds, mon);
