@@ -180,6 +180,7 @@ TORCH_MODULE(Net);
 class SasRecState final : public UserState {
  public:
   std::vector<float> vector;  // [hidden]
+  bool empty = false;         // no history: scored by training popularity
 };
 
 class SasRecModel final : public Model {
@@ -194,6 +195,8 @@ class SasRecModel final : public Model {
     train::set_threads(threads);
     torch::manual_seed(topts.seed);
     num_items_ = train.num_items();
+    popularity_.assign(static_cast<size_t>(num_items_), 0.0f);
+    for (ItemIndex i : train.item_column()) popularity_[static_cast<size_t>(i)] += 1.0f;
     net_ = Net(num_items_, o_);
     init_weights();
 
@@ -363,15 +366,21 @@ class SasRecModel final : public Model {
     auto state = std::make_unique<SasRecState>();
     state->seen = history_item_set(context, num_items(), name());
     state->vector = encode(context.history);
+    state->empty = context.history.empty();
     return state;
   }
 
   void score(const UserState& state, std::span<const ItemIndex> items, std::span<float> out) const override {
     check_score_buffers(name(), items.size(), out.size());
-    const auto& v = dynamic_cast<const SasRecState&>(state).vector;
+    const auto& st = dynamic_cast<const SasRecState&>(state);
+    const auto& v = st.vector;
     const int32_t n = num_items();
     for (size_t i = 0; i < items.size(); ++i) {
       if (items[i] < 0 || items[i] >= n) throw_item_out_of_range(name(), items[i], n);
+      if (st.empty) {
+        out[i] = popularity_[static_cast<size_t>(items[i])];
+        continue;
+      }
       const float* row = item_vectors_.data() + static_cast<size_t>(items[i]) * static_cast<size_t>(o_.hidden);
       float s = 0.0f;
       for (int64_t j = 0; j < o_.hidden; ++j) s += row[j] * v[static_cast<size_t>(j)];
@@ -382,7 +391,12 @@ class SasRecModel final : public Model {
   void score_all(const UserState& state, std::span<float> out) const override {
     FEWREC_CHECK(out.size() == static_cast<size_t>(num_items()), kInvalidArgument,
                  "model `sasrec`: score_all needs {} scores, got {}", num_items(), out.size());
-    const auto& v = dynamic_cast<const SasRecState&>(state).vector;
+    const auto& st = dynamic_cast<const SasRecState&>(state);
+    if (st.empty) {
+      std::copy(popularity_.begin(), popularity_.end(), out.begin());
+      return;
+    }
+    const auto& v = st.vector;
     const size_t h = static_cast<size_t>(o_.hidden);
     for (size_t i = 0; i < out.size(); ++i) {
       const float* row = item_vectors_.data() + i * h;
@@ -402,6 +416,7 @@ class SasRecModel final : public Model {
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {
     FEWREC_CHECK(net_, kInvalidArgument, "model `sasrec` is not trained");
     writer.put_i64(prefix + "num_items", num_items_);
+    writer.put_array<float>(prefix + "popularity", popularity_);
     train::save_params(writer, prefix, *net_);
   }
 
@@ -415,6 +430,7 @@ class SasRecModel final : public Model {
     if (n.size() != 1 || n[0] < 1 || n[0] > INT32_MAX)
       FEWREC_THROW(kCorrupt, "artifact {}: `{}num_items` is not a valid item count", reader.origin(), prefix);
     model->num_items_ = static_cast<int32_t>(n[0]);
+    model->popularity_ = reader.get_array<float>(prefix + "popularity", static_cast<size_t>(model->num_items_));
     model->net_ = Net(model->num_items_, options);
     train::load_params(reader, prefix, *model->net_, "model `sasrec`");
     model->net_->eval();
@@ -499,6 +515,7 @@ class SasRecModel final : public Model {
   mutable Net net_{nullptr};  // forward() is not const in LibTorch; inference does not mutate it
   std::vector<float> item_vectors_;
   std::vector<double> epoch_seconds_;
+  std::vector<float> popularity_;  // training interactions per item (empty histories)
 };
 
 std::unique_ptr<Model> create_sasrec(const ModelSpec& spec) {
