@@ -1,0 +1,176 @@
+#include "fewrec/retrieval/index.h"
+
+#include <hnswlib/hnswlib.h>
+
+#include <algorithm>
+
+#include "fewrec/core/error.h"
+#include "fewrec/core/threads.h"
+
+namespace fewrec::retrieval {
+
+namespace {
+
+int32_t rows_of(std::span<const float> vectors, int32_t dim, const char* what) {
+  FEWREC_CHECK(dim >= 1, kInvalidArgument, "{}: dimension must be at least 1, got {}", what, dim);
+  FEWREC_CHECK(vectors.size() % static_cast<size_t>(dim) == 0, kInvalidArgument,
+               "{}: {} values are not a whole number of vectors of dimension {}", what, vectors.size(), dim);
+  const size_t n = vectors.size() / static_cast<size_t>(dim);
+  FEWREC_CHECK(n <= static_cast<size_t>(INT32_MAX), kInvalidArgument, "{}: {} vectors are too many", what, n);
+  return static_cast<int32_t>(n);
+}
+
+void check_query(std::span<const float> query, int32_t dim, int k, const char* what) {
+  FEWREC_CHECK(query.size() == static_cast<size_t>(dim), kInvalidArgument,
+               "{}: the query has {} values, the index dimension is {}", what, query.size(), dim);
+  FEWREC_CHECK(k >= 1, kInvalidArgument, "{}: k must be at least 1, got {}", what, k);
+}
+
+bool better(const Hit& a, const Hit& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); }
+
+bool excluded(std::span<const int32_t> exclude, int32_t item) {
+  return !exclude.empty() && std::binary_search(exclude.begin(), exclude.end(), item);
+}
+
+}  // namespace
+
+ExactIndex::ExactIndex(std::span<const float> vectors, int32_t dim)
+    : n_(rows_of(vectors, dim, "exact index")), dim_(dim), vectors_(vectors.begin(), vectors.end()) {}
+
+std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::span<const int32_t> exclude) const {
+  check_query(query, dim_, k, "exact index");
+  // Scores in blocks of rows (cache-friendly), a bounded min-heap of the best k.
+  std::vector<Hit> heap;
+  heap.reserve(static_cast<size_t>(k) + 1);
+  auto worse_on_top = [](const Hit& a, const Hit& b) { return better(a, b); };
+  constexpr int32_t kBlock = 256;
+  float scores[kBlock];
+  const size_t d = static_cast<size_t>(dim_);
+  for (int32_t b0 = 0; b0 < n_; b0 += kBlock) {
+    const int32_t b1 = std::min(n_, b0 + kBlock);
+    for (int32_t i = b0; i < b1; ++i) {
+      const float* row = vectors_.data() + static_cast<size_t>(i) * d;
+      float s = 0.0f;
+      for (size_t j = 0; j < d; ++j) s += row[j] * query[j];
+      scores[i - b0] = s;
+    }
+    for (int32_t i = b0; i < b1; ++i) {
+      if (excluded(exclude, i)) continue;
+      const Hit h{i, scores[i - b0]};
+      if (heap.size() < static_cast<size_t>(k)) {
+        heap.push_back(h);
+        std::push_heap(heap.begin(), heap.end(), worse_on_top);
+      } else if (better(h, heap.front())) {
+        std::pop_heap(heap.begin(), heap.end(), worse_on_top);
+        heap.back() = h;
+        std::push_heap(heap.begin(), heap.end(), worse_on_top);
+      }
+    }
+  }
+  std::sort(heap.begin(), heap.end(), better);
+  return heap;
+}
+
+std::vector<std::vector<Hit>> ExactIndex::search_batch(std::span<const float> queries, int k, int threads) const {
+  const int32_t m = rows_of(queries, dim_, "exact index: queries");
+  std::vector<std::vector<Hit>> out(static_cast<size_t>(m));
+  core::parallel_for(0, m, threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t q = b; q < e; ++q)
+      out[static_cast<size_t>(q)] = search(queries.subspan(static_cast<size_t>(q) * dim_, dim_), k);
+  }, 8);
+  return out;
+}
+
+struct HnswIndex::Impl {
+  Impl(int32_t dim, size_t n, const HnswOptions& o)
+      : space(static_cast<size_t>(dim)),
+        graph(&space, std::max<size_t>(1, n), static_cast<size_t>(o.m), static_cast<size_t>(o.ef_construction), o.seed) {}
+  hnswlib::InnerProductSpace space;
+  hnswlib::HierarchicalNSW<float> graph;
+  int32_t n = 0, dim = 0;
+  int ef = 64;
+};
+
+HnswIndex::HnswIndex(std::span<const float> vectors, int32_t dim, const HnswOptions& options) {
+  const int32_t n = rows_of(vectors, dim, "hnsw index");
+  FEWREC_CHECK(options.m >= 2 && options.m <= 1024, kInvalidArgument, "hnsw index: m must be in [2, 1024], got {}",
+               options.m);
+  FEWREC_CHECK(options.ef_construction >= 1, kInvalidArgument, "hnsw index: ef_construction must be at least 1, got {}",
+               options.ef_construction);
+  FEWREC_CHECK(options.ef >= 1, kInvalidArgument, "hnsw index: ef must be at least 1, got {}", options.ef);
+  impl_ = std::make_unique<Impl>(dim, static_cast<size_t>(n), options);
+  impl_->n = n;
+  impl_->dim = dim;
+  impl_->ef = options.ef;
+  impl_->graph.setEf(static_cast<size_t>(options.ef));
+  if (n == 0) return;
+  // The first point alone (the graph's entry), then the rest in parallel
+  // (hnswlib locks per node).
+  impl_->graph.addPoint(vectors.data(), 0);
+  core::parallel_for(1, n, options.threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i)
+      impl_->graph.addPoint(vectors.data() + static_cast<size_t>(i) * static_cast<size_t>(dim),
+                            static_cast<hnswlib::labeltype>(i));
+  }, 256);
+}
+
+HnswIndex::~HnswIndex() = default;
+HnswIndex::HnswIndex(HnswIndex&&) noexcept = default;
+HnswIndex& HnswIndex::operator=(HnswIndex&&) noexcept = default;
+
+int32_t HnswIndex::size() const { return impl_->n; }
+int32_t HnswIndex::dim() const { return impl_->dim; }
+int HnswIndex::ef() const { return impl_->ef; }
+void HnswIndex::set_ef(int ef) {
+  FEWREC_CHECK(ef >= 1, kInvalidArgument, "hnsw index: ef must be at least 1, got {}", ef);
+  impl_->ef = ef;
+  impl_->graph.setEf(static_cast<size_t>(ef));
+}
+
+std::vector<Hit> HnswIndex::search(std::span<const float> query, int k, std::span<const int32_t> exclude) const {
+  check_query(query, impl_->dim, k, "hnsw index");
+  if (impl_->n == 0) return {};
+  const size_t want = std::min<size_t>(static_cast<size_t>(impl_->n), static_cast<size_t>(k) + exclude.size());
+  // hnswlib searches with a beam of max(ef, want).
+  auto found = impl_->graph.searchKnn(query.data(), want);
+  std::vector<Hit> hits;
+  hits.reserve(found.size());
+  while (!found.empty()) {
+    const auto [dist, label] = found.top();
+    found.pop();
+    const auto item = static_cast<int32_t>(label);
+    if (!excluded(exclude, item)) hits.emplace_back(item, 1.0f - dist);  // inner-product space: dist = 1 - dot
+  }
+  std::sort(hits.begin(), hits.end(), better);
+  if (hits.size() > static_cast<size_t>(k)) hits.resize(static_cast<size_t>(k));
+  return hits;
+}
+
+double recall_at_k(const ExactIndex& exact, const HnswIndex& approx, std::span<const float> queries, int k,
+                   int threads) {
+  FEWREC_CHECK(exact.dim() == approx.dim(), kInvalidArgument,
+               "recall: the exact index has dimension {}, the approximate one {}", exact.dim(), approx.dim());
+  const int32_t m = rows_of(queries, exact.dim(), "recall: queries");
+  if (m == 0) return 0.0;
+  std::vector<double> per(static_cast<size_t>(m), 0.0);
+  core::parallel_for(0, m, threads, [&](int64_t b, int64_t e, int) {
+    for (int64_t q = b; q < e; ++q) {
+      const auto query = queries.subspan(static_cast<size_t>(q) * exact.dim(), exact.dim());
+      auto truth = exact.search(query, k);
+      const auto got = approx.search(query, k);
+      std::vector<int32_t> t, g;
+      for (const auto& h : truth) t.push_back(h.first);
+      for (const auto& h : got) g.push_back(h.first);
+      std::sort(t.begin(), t.end());
+      std::sort(g.begin(), g.end());
+      std::vector<int32_t> both;
+      std::set_intersection(t.begin(), t.end(), g.begin(), g.end(), std::back_inserter(both));
+      per[static_cast<size_t>(q)] = t.empty() ? 1.0 : static_cast<double>(both.size()) / static_cast<double>(t.size());
+    }
+  }, 4);
+  double sum = 0.0;
+  for (double p : per) sum += p;
+  return sum / static_cast<double>(m);
+}
+
+}  // namespace fewrec::retrieval
