@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/core/error.h"
 #include "fewrec/core/monitor.h"
 #include "fewrec/core/rng.h"
@@ -43,6 +44,8 @@
 
 namespace fs = std::filesystem;
 using namespace fewrec;
+
+using namespace fewrec::bench;
 
 namespace {
 
@@ -98,38 +101,6 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// Resets the kernel's peak-RSS counter (VmHWM) so each fit is measured on its own.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-
-int64_t current_rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with("VmRSS:")) return std::atoll(line.c_str() + 6) * 1024;
-  return 0;
-}
-
-// CPU seconds of this process (all threads).
-double cpu_seconds() {
-  rusage r{};
-  getrusage(RUSAGE_SELF, &r);
-  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-         static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 // Draws indices in [0, n) with probability proportional to (i + 1)^-exponent.
 class Zipf {
  public:
@@ -173,28 +144,11 @@ data::Dataset synthetic(int64_t interactions, int32_t users, int32_t items, uint
   return std::move(b).build("synthetic");
 }
 
-std::string find_ml100k(const std::string& given) {
-  std::vector<std::string> candidates;
-  if (!given.empty()) candidates.push_back(given);
-  if (const char* env = std::getenv("FEWREC_ML100K")) candidates.emplace_back(env);
-  candidates.emplace_back("../shared/data/ml-100k");
-  candidates.emplace_back("../../shared/data/ml-100k");
-  for (const auto& c : candidates)
-    if (fs::exists(fs::path(c) / "u.data")) return c;
-  return "";
-}
-
 struct Case {
   std::string name;
   data::Dataset data;
   int64_t iterations;
 };
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
-}
 
 }  // namespace
 

@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/core/monitor.h"
 #include "fewrec/core/rng.h"
 #include "fewrec/core/strings.h"
@@ -43,6 +44,8 @@
 
 namespace fs = std::filesystem;
 using namespace fewrec;
+
+using namespace fewrec::bench;
 
 namespace {
 
@@ -77,30 +80,6 @@ Args parse_args(int argc, char** argv) {
     }
   }
   return a;
-}
-
-// Resets the kernel's peak-RSS counter (VmHWM) so each fit is measured on its own.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
-}
-
-int64_t current_rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with("VmRSS:")) return std::atoll(line.c_str() + 6) * 1024;
-  return 0;
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
 }
 
 // Indices in [0, n) with probability proportional to (i + 1)^-exponent.
@@ -143,23 +122,6 @@ data::Dataset synthetic(int64_t interactions, int32_t users, int32_t items, uint
     c.push_back({user_of_rank[static_cast<size_t>(user_dist(rng))], item_of_rank[static_cast<size_t>(item_dist(rng))],
                  r, 1.0f, 0, 1.0f});
   return data::Dataset::from_columns(std::move(catalogue), std::move(c), "synthetic");
-}
-
-std::string find_ml100k(const std::string& given) {
-  std::vector<std::string> candidates;
-  if (!given.empty()) candidates.push_back(given);
-  if (const char* env = std::getenv("FEWREC_ML100K")) candidates.emplace_back(env);
-  candidates.emplace_back("../shared/data/ml-100k");
-  candidates.emplace_back("../../shared/data/ml-100k");
-  for (const auto& c : candidates)
-    if (fs::exists(fs::path(c) / "u.data")) return c;
-  return "";
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
 }
 
 struct Case {

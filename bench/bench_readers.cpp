@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/core/error.h"
 #include "fewrec/core/monitor.h"
 #include "fewrec/core/strings.h"
@@ -32,6 +33,8 @@
 #include "fewrec/data/readers.h"
 
 namespace fs = std::filesystem;
+
+using namespace fewrec::bench;
 
 namespace {
 
@@ -117,30 +120,6 @@ int64_t write_csv(const fs::path& path, int64_t rows, int64_t users, int64_t ite
   bytes += static_cast<int64_t>(buf.size());
   if (!out) throw std::runtime_error("cannot write " + path.string());
   return bytes;
-}
-
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
-}
-
-int64_t current_rss_bytes() {
-  std::ifstream in("/proc/self/statm");
-  int64_t size = 0, resident = 0;
-  in >> size >> resident;
-  return resident * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
-}
-
-// Resets the kernel's peak-RSS counter (VmHWM) so each read is measured on
-// its own. Returns false when the kernel does not support it.
-bool reset_peak_rss() {
-  std::ofstream f("/proc/self/clear_refs");
-  if (!f) return false;
-  f << "5";
-  f.flush();
-  return static_cast<bool>(f);
 }
 
 // Records how long the reader's phases took.

@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/core/monitor.h"
 #include "fewrec/core/rng.h"
 #include "fewrec/core/strings.h"
@@ -41,6 +42,8 @@
 
 namespace fs = std::filesystem;
 using namespace fewrec;
+
+using namespace fewrec::bench;
 
 namespace {
 
@@ -98,31 +101,6 @@ Args parse_args(int argc, char** argv) {
   }
   if (a.threads.empty()) usage("--threads needs at least one value");
   return a;
-}
-
-double cpu_seconds() {
-  rusage r{};
-  getrusage(RUSAGE_SELF, &r);
-  return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
-         static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
-std::string find_ml100k(const std::string& given) {
-  std::vector<std::string> candidates;
-  if (!given.empty()) candidates.push_back(given);
-  if (const char* env = std::getenv("FEWREC_ML100K")) candidates.emplace_back(env);
-  candidates.emplace_back("../shared/data/ml-100k");
-  candidates.emplace_back("../../shared/data/ml-100k");
-  for (const auto& c : candidates)
-    if (fs::exists(fs::path(c) / "u.data")) return c;
-  return "";
 }
 
 // ml-100k's shape: 943 users with >= 20 events each, 1682 items, 100k events;
