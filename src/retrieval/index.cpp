@@ -1,5 +1,6 @@
 #include "fewrec/retrieval/index.h"
 
+#include <Eigen/Core>
 #include <hnswlib/hnswlib.h>
 
 #include <algorithm>
@@ -48,12 +49,10 @@ std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::sp
   const size_t d = static_cast<size_t>(dim_);
   for (int32_t b0 = 0; b0 < n_; b0 += kBlock) {
     const int32_t b1 = std::min(n_, b0 + kBlock);
-    for (int32_t i = b0; i < b1; ++i) {
-      const float* row = vectors_.data() + static_cast<size_t>(i) * d;
-      float s = 0.0f;
-      for (size_t j = 0; j < d; ++j) s += row[j] * query[j];
-      scores[i - b0] = s;
-    }
+    using Rows = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const Eigen::Map<const Rows> block(vectors_.data() + static_cast<size_t>(b0) * d, b1 - b0, dim_);
+    const Eigen::Map<const Eigen::VectorXf> q(query.data(), dim_);
+    Eigen::Map<Eigen::VectorXf>(scores, b1 - b0).noalias() = block * q;
     for (int32_t i = b0; i < b1; ++i) {
       if (excluded(exclude, i)) continue;
       const Hit h{i, scores[i - b0]};
