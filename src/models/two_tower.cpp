@@ -49,6 +49,7 @@
 #include "fewrec/core/monitor.h"
 #include "fewrec/core/rng.h"
 #include "fewrec/core/threads.h"
+#include "fewrec/train/finetune.h"
 #include "fewrec/train/train.h"
 #include "feature_bags.h"
 #include "hybrid_features.h"
@@ -81,6 +82,10 @@ struct TwoTowerOptions {
   hybrid::TextSourceOptions text;
   train::OptimizerOptions optimizer;
   int64_t threads = 0;
+  std::string adapt_mode = "none";
+  int64_t adapt_steps = 10;
+  double adapt_lr = 1e-3;
+  double adapt_l2 = 0.1;
 
   static TwoTowerOptions read(DocumentedOptions& o) {
     TwoTowerOptions p;
@@ -139,6 +144,14 @@ struct TwoTowerOptions {
     p.optimizer.name = o.get_choice("optimizer", "adam", {"adam", "adamw", "adagrad", "sgd"}, "optimizer");
     p.optimizer.lr = o.get_double("learning_rate", 2e-3, "base learning rate", 0.0);
     p.optimizer.weight_decay = o.get_double("weight_decay", 0.0, "weight decay on every parameter", 0.0);
+    p.adapt_mode = o.get_choice(
+        "adapt_mode", p.adapt_mode, {"none", "user_head", "user_tower"},
+        "per-user fine-tuning in adapt() (train/finetune.h) on a copy of the model: the user's history as "
+        "leave-one-out tasks (the others predict each one) trains the user MLP's last layer (user_head) or the "
+        "whole user tower (user_tower); the item side stays shared; none = the tower's output as is");
+    p.adapt_steps = o.get_int("adapt_steps", p.adapt_steps, "adapt_mode: optimizer steps per user", 1, 10000);
+    p.adapt_lr = o.get_double("adapt_lr", p.adapt_lr, "adapt_mode: learning rate (Adam, 2 warm-up steps)", 1e-8, 10.0);
+    p.adapt_l2 = o.get_double("adapt_l2", p.adapt_l2, "adapt_mode: L2 pull towards the shared weights", 0.0, 1e9);
     p.threads = o.get_int("threads", p.threads, "LibTorch intra-op threads (0 = train.threads, else all cores)", 0,
                           1024);
     hybrid::check_text_options(p.text, kName);
@@ -413,13 +426,17 @@ class TwoTowerModel final : public Model {
       ids.push_back(it->item);
     std::vector<int32_t> uf;
     user_space_.encode(context.features, uf);
+    std::vector<int64_t> uflat(uf.begin(), uf.end()), ustarts{0};
+    if (o_.adapt_mode != "none" && ids.size() >= 2) {
+      state->vector = fine_tuned_user(ids, uflat);
+      return state;
+    }
     c10::InferenceMode guard;
     torch::Tensor pooled = torch::zeros({1, o_.dim});
     if (!ids.empty()) {
       auto x = item_inputs(ids);
       pooled = x.mean(0, /*keepdim=*/true);
     }
-    std::vector<int64_t> uflat(uf.begin(), uf.end()), ustarts{0};
     auto u = net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts),
                             torch::full({1, 1}, static_cast<float>(ids.size())))
                  .contiguous();
@@ -522,6 +539,71 @@ class TwoTowerModel final : public Model {
   }
   size_t width() const { return static_cast<size_t>(o_.dim) + 1; }
   float dot(const float* a, const float* b) const { return dot(a, b, static_cast<int64_t>(width())); }
+
+  // adapt_mode: fine-tunes a copy of the user tower on the history as
+  // leave-one-out tasks (pooled others -> the one left out, softmax over the
+  // catalogue with the other history items masked; item vectors fixed) and
+  // returns the user vector of the whole history, [u / temperature, 1].
+  std::vector<float> fine_tuned_user(const std::vector<int64_t>& ids, const std::vector<int64_t>& uflat) const {
+    // A copy of the shared model (the shared one is never modified).
+    Net copy(id_rows_, content_.space().size(), user_space_.size(), content_.text_dim(), o_);
+    {
+      torch::NoGradGuard ng;
+      auto src = net_->named_parameters(true);
+      for (auto& p : copy->named_parameters(true)) p.value().copy_(src[p.key()]);
+    }
+    copy->eval();
+    const int64_t n = static_cast<int64_t>(ids.size());
+    torch::Tensor x;
+    {
+      torch::NoGradGuard ng;
+      x = copy->item_input(content_.inputs(ids)).detach();  // [n, dim]
+    }
+    const size_t w = width();
+    auto items = torch::from_blob(const_cast<float*>(item_vectors_.data()),
+                                  {num_items_, static_cast<int64_t>(w)}, torch::kFloat);
+    auto v = items.narrow(1, 0, o_.dim), bias = items.select(1, o_.dim);
+    auto ids_t = long_tensor(ids);
+    // Pooled context of each left-out item: the mean of the others.
+    auto pooled = (x.sum(0, true) - x) / static_cast<double>(n - 1);
+    std::vector<int64_t> flat, starts;
+    for (int64_t j = 0; j < n; ++j) {
+      starts.push_back(static_cast<int64_t>(flat.size()));
+      flat.insert(flat.end(), uflat.begin(), uflat.end());
+    }
+    auto flat_t = long_tensor(flat), starts_t = long_tensor(starts);
+    auto counts = torch::full({n, 1}, static_cast<float>(n - 1));
+    // Mask: the other history items are not candidates for a row.
+    auto mask = torch::zeros({n, num_items_});
+    mask.index_put_({torch::arange(n).unsqueeze(1).expand({n, n}), ids_t.unsqueeze(0).expand({n, n})},
+                    torch::full({n, n}, -1e9));
+    mask.index_put_({torch::arange(n), ids_t}, torch::zeros({n}));
+    train::FineTuneOptions fo;
+    fo.mode = "head";
+    fo.head = o_.adapt_mode == "user_head" ? std::vector<std::string>{"user_mlp.2."}
+                                           : std::vector<std::string>{"user_mlp.", "user_feat."};
+    fo.lr = o_.adapt_lr;
+    fo.steps = o_.adapt_steps;
+    fo.warmup_steps = 2;
+    fo.l2_to_pretrained = o_.adapt_l2;
+    fo.eval_every = 0;
+    train::fine_tune(
+        *copy, fo,
+        [&] {
+          auto u = copy->user_out(pooled, flat_t, starts_t, counts);
+          auto logits = torch::mm(u, v.t()) / o_.temperature + bias.unsqueeze(0) + mask;
+          return torch::nn::functional::cross_entropy(logits, ids_t);
+        },
+        nullptr);
+    torch::NoGradGuard ng;
+    auto u = copy->user_out(x.mean(0, true), long_tensor(uflat), long_tensor(std::vector<int64_t>{0}),
+                            torch::full({1, 1}, static_cast<float>(n)))
+                 .contiguous();
+    std::vector<float> out(u.data_ptr<float>(), u.data_ptr<float>() + o_.dim);
+    for (float& f : out) f = static_cast<float>(f / o_.temperature);
+    out.push_back(1.0f);
+    return out;
+  }
 
   // Item-tower inputs of `ids` at inference (id part for trained items).
   torch::Tensor item_inputs(const std::vector<int64_t>& ids) const { return net_->item_input(content_.inputs(ids)); }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <numeric>
 
 #include "fewrec/core/monitor.h"
@@ -127,6 +129,32 @@ TEST(TwoTower, PrefixContextsTeachFewShotUsers) {
     if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
   EXPECT_GT(auc(s3, pos, neg), 0.7);
   EXPECT_GT(auc(s3, pos, neg), auc(s0, pos, neg) + 0.1);
+}
+
+TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
+  TempDir dir;
+  const auto w = text_world(/*disjoint_words=*/false);
+  auto plain = fitted(spec(""), w.train);
+  auto tuned = fitted(spec("adapt_mode=user_head,adapt_lr=0.05"), w.train);
+  save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
+  std::vector<ItemIndex> topic0;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] == 0) topic0.push_back(i);
+  const auto ctx = new_user({topic0[0], topic0[1], topic0[2], topic0[3]});
+  const auto a = scores_of(*plain, ctx), b = scores_of(*tuned, ctx);
+  EXPECT_NE(a, b);  // same weights (same seed), the fine-tuned user differs
+  std::vector<ItemIndex> pos(topic0.begin() + 4, topic0.end()), neg;
+  for (ItemIndex i = 0; i < w.full.num_items(); ++i)
+    if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
+  EXPECT_GT(auc(b, pos, neg), 0.7);
+  // The shared model is untouched, and a history of one item is not fine-tuned.
+  save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(bytes(dir / "before.fwr"), bytes(dir / "after.fwr"));
+  EXPECT_EQ(scores_of(*tuned, new_user({topic0[0]})), scores_of(*plain, new_user({topic0[0]})));
 }
 
 TEST(TwoTower, AddedItemsWithOnlyATitleGetTheirTopicsScores) {
