@@ -124,6 +124,9 @@ int cmd_config() {
   probe.set("data.path", std::string("<path>"));
   read_run_options(probe, true);
   probe_text_options(probe);
+#ifdef FEWREC_HAVE_SERVE
+  probe_serve_options(probe);
+#endif
   probe.erase("data.format");
   const auto& docs = probe.docs();
   if (g_flags.markdown) {

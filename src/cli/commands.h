@@ -42,6 +42,8 @@ void probe_text_options(core::Config& config);
 
 // Command groups defined in their own files.
 void register_text_commands(CLI::App& app);   // encode, glove
-void register_serve_commands(CLI::App& app);  // serve
+void register_serve_commands(CLI::App& app);  // serve, store import
+// Reads the serve.*, store.* and import.* keys (for `fewrec config`).
+void probe_serve_options(core::Config& config);
 
 }  // namespace fewrec::cli

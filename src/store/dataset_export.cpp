@@ -1,6 +1,7 @@
 // to_dataset: the store's snapshot as a data::Dataset; see dataset_export.h.
 #include "fewrec/store/dataset_export.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 #include <unordered_set>
@@ -38,24 +39,54 @@ nlohmann::json DatasetExportReport::to_json() const {
                         {"feedback_dropped", feedback_dropped}};
 }
 
+void export_item_row(data::FeatureTableBuilder& f, data::ItemIndex row, const ItemRecord& it,
+                     const DatasetExportOptions& o) {
+  FEWREC_CHECK(o.text_column != kItemCategories && o.text_column != kItemTags &&
+                   (o.hidden != HiddenItems::kFeature || o.text_column != kItemHidden),
+               kInvalidArgument, "to_dataset: text_column `{}` collides with another item column",
+               o.text_column);
+  for (const auto& c : it.categories) f.add_tag(row, kItemCategories, c);
+  for (const auto& t : it.tags) f.add_tag(row, kItemTags, t);
+  if (!o.text_column.empty() && !it.text.empty()) f.set_text(row, o.text_column, it.text);
+  if (o.hidden == HiddenItems::kFeature) f.set_categorical(row, kItemHidden, it.hidden ? "true" : "false");
+  for (const auto& [key, value] : it.features) {
+    const bool reserved = key == kItemCategories || key == kItemTags || (!o.text_column.empty() && key == o.text_column) ||
+                          (o.hidden == HiddenItems::kFeature && key == kItemHidden);
+    FEWREC_CHECK(!reserved, kInvalidArgument,
+                 "to_dataset: item `{}` has a feature named `{}`, which is the column of the item's "
+                 "{}; rename the feature",
+                 it.id, key,
+                 key == kItemCategories ? "categories"
+                 : key == kItemTags     ? "tags"
+                 : key == kItemHidden && o.hidden == HiddenItems::kFeature ? "hidden flag"
+                                                                           : "text");
+    if (std::find(o.numeric_item_features.begin(), o.numeric_item_features.end(), key) !=
+        o.numeric_item_features.end()) {
+      if (core::trim(value).empty()) continue;  // missing
+      const auto x = core::parse_float(value);
+      FEWREC_CHECK(x.has_value(), kInvalidArgument,
+                   "to_dataset: item `{}`: feature `{}` = `{}` is not a number (it is listed in "
+                   "numeric_item_features)",
+                   it.id, key, core::excerpt(value));
+      f.set_numeric(row, key, *x);
+    } else {
+      f.set_categorical(row, key, value);
+    }
+  }
+}
+
 data::Dataset to_dataset(const Store& store, const DatasetExportOptions& o, DatasetExportReport* report,
                          core::Monitor* monitor) {
   check_weight("default_weight", o.default_weight);
   for (const auto& [type, w] : o.type_weights) check_weight(fmt::format("the weight of type `{}`", type), w);
   for (const auto& t : o.types)
     FEWREC_CHECK(!t.empty(), kInvalidArgument, "to_dataset: an empty event type in `types`");
-  const StringSet types(o.types.begin(), o.types.end());
-  const StringSet numeric(o.numeric_item_features.begin(), o.numeric_item_features.end());
-
-  // Item column names taken by the record's own fields.
-  StringSet item_reserved = {kItemCategories, kItemTags};
-  if (!o.text_column.empty()) item_reserved.insert(o.text_column);
-  if (o.hidden == HiddenItems::kFeature) item_reserved.insert(kItemHidden);
   FEWREC_CHECK(o.text_column != kItemCategories && o.text_column != kItemTags &&
                    (o.hidden != HiddenItems::kFeature || o.text_column != kItemHidden),
                kInvalidArgument, "to_dataset: text_column `{}` collides with another item column",
                o.text_column);
-
+  const StringSet types(o.types.begin(), o.types.end());
+  const StringSet excluded_types(o.exclude_types.begin(), o.exclude_types.end());
   data::DatasetBuilder b;
   DatasetExportReport rep;
   StringSet dropped_items;
@@ -80,33 +111,7 @@ data::Dataset to_dataset(const Store& store, const DatasetExportOptions& o, Data
       ++rep.hidden_items_dropped;
       return;
     }
-    const data::ItemIndex row = b.item(it.id);
-    auto& f = b.item_features();
-    for (const auto& c : it.categories) f.add_tag(row, kItemCategories, c);
-    for (const auto& t : it.tags) f.add_tag(row, kItemTags, t);
-    if (!o.text_column.empty() && !it.text.empty()) f.set_text(row, o.text_column, it.text);
-    if (o.hidden == HiddenItems::kFeature) f.set_categorical(row, kItemHidden, it.hidden ? "true" : "false");
-    for (const auto& [key, value] : it.features) {
-      FEWREC_CHECK(!item_reserved.contains(key), kInvalidArgument,
-                   "to_dataset: item `{}` has a feature named `{}`, which is the column of the item's "
-                   "{}; rename the feature",
-                   it.id, key,
-                   key == kItemCategories ? "categories"
-                   : key == kItemTags     ? "tags"
-                   : key == kItemHidden && o.hidden == HiddenItems::kFeature ? "hidden flag"
-                                                                             : "text");
-      if (numeric.contains(key)) {
-        if (core::trim(value).empty()) continue;  // missing
-        const auto x = core::parse_float(value);
-        FEWREC_CHECK(x.has_value(), kInvalidArgument,
-                     "to_dataset: item `{}`: feature `{}` = `{}` is not a number (it is listed in "
-                     "numeric_item_features)",
-                     it.id, key, core::excerpt(value));
-        f.set_numeric(row, key, *x);
-      } else {
-        f.set_categorical(row, key, value);
-      }
-    }
+    export_item_row(b.item_features(), b.item(it.id), it, o);
   };
   // The total is a count taken before the scan's snapshot: progress only.
   core::ProgressScope progress(monitor != nullptr ? *monitor : core::null_monitor(), "export feedback",
@@ -118,7 +123,8 @@ data::Dataset to_dataset(const Store& store, const DatasetExportOptions& o, Data
       progress.advance(unreported);
       unreported = 0;
     }
-    if ((!types.empty() && !types.contains(e.type)) || dropped_items.contains(e.item)) {
+    if ((!types.empty() && !types.contains(e.type)) || excluded_types.contains(e.type) ||
+        dropped_items.contains(e.item)) {
       ++rep.feedback_dropped;
       return;
     }

@@ -105,6 +105,10 @@ class Model {
 std::vector<ItemIndex> top_k(std::span<const float> scores, int k,
                              std::span<const ItemIndex> exclude = {});
 
+// Intra-op threads of the LibTorch models (and one BLAS thread each): a
+// service answering many requests at once wants 1. Process-wide.
+void set_compute_threads(int threads);
+
 // Convenience: adapt + score_all + top_k (excluding state.seen when exclude_seen).
 std::vector<std::pair<ItemIndex, float>> recommend(const Model& model,
                                                    const data::UserContext& context, int k,

@@ -41,6 +41,8 @@ struct DatasetExportOptions {
   float default_weight = 1.0f;
   // Only these event types (empty: every type).
   std::vector<std::string> types;
+  // Leave these event types out (e.g. the ones a service weighs negatively).
+  std::vector<std::string> exclude_types;
   HiddenItems hidden = HiddenItems::kDrop;
   // Only feedback at or after this time.
   int64_t since = std::numeric_limits<int64_t>::min();
@@ -59,6 +61,12 @@ struct DatasetExportReport {
   int64_t feedback_dropped = 0;  // on dropped items or of other types (not counting `since`)
   nlohmann::json to_json() const;
 };
+
+// Writes the feature columns of item `it` into row `row` of `features`, as
+// to_dataset() does (used to grow a catalogue with new items). Errors as
+// to_dataset().
+void export_item_row(data::FeatureTableBuilder& features, data::ItemIndex row, const ItemRecord& it,
+                     const DatasetExportOptions& options);
 
 // Progress of the feedback scan goes to `monitor` (task "export feedback").
 data::Dataset to_dataset(const Store& store, const DatasetExportOptions& options = {},

@@ -1,0 +1,201 @@
+// fewrec serve / fewrec store import: the recommendation service from the
+// command line.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "fewrec/core/error.h"
+#include "fewrec/core/monitor.h"
+#include "fewrec/serve/http.h"
+#include "fewrec/serve/service.h"
+#include "fewrec/store/store.h"
+#include "pipeline.h"
+
+namespace fewrec::cli {
+
+namespace {
+
+struct ServeFlags {
+  CommonFlags common;
+} g_serve;
+
+// ---- fewrec serve ----------------------------------------------------------
+
+int cmd_serve() {
+  core::Config config = build_config(g_serve.common);
+  auto so = serve::ServiceOptions::from_config(config);
+  auto ho = serve::HttpOptions::from_config(config);
+  config.check_all_used();
+  core::StderrMonitor log(g_serve.common.quiet);
+
+  // SIGTERM / SIGINT are taken by one thread (sigwait), blocked everywhere
+  // else: the threads created from here on inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);  // wakes the signal thread at a normal exit
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto service = serve::Service::open(so, log);
+  serve::HttpServer server(*service, ho, log);
+  const int port = server.bind();
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != SIGUSR1) {
+      log.info(fmt::format("{}: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      server.stop();
+    }
+  });
+  const auto st = service->stats();
+  log.info(fmt::format("listening on {}:{} (model: {}, {} users, {} items, {} events)", ho.host, port,
+                       st.model.empty() ? "none, popularity" : st.model, st.users, st.items, st.feedback));
+  server.run();
+  pthread_kill(signal_thread.native_handle(), SIGUSR1);
+  signal_thread.join();
+  service->close();
+  log.info("stopped");
+  return 0;
+}
+
+// ---- fewrec store import ---------------------------------------------------
+
+int cmd_store_import() {
+  core::Config config = build_config(g_serve.common);
+  auto run = read_run_options(config, false);
+  const std::string path = config.get_string("store.path", "fewrec.db", "SQLite file of the service's store");
+  auto so = store::SqliteOptions::from_config(config);
+  const std::string categories_column = config.get_string(
+      "import.categories", "genres", "item tag column that becomes the items' categories (store import)");
+  const std::string type = config.get_string(
+      "import.type", "", "feedback type of imported interactions (empty: the dataset's event type, else `rating`)");
+  config.check_all_used();
+  core::StderrMonitor monitor(g_serve.common.quiet);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ds = load_data(run, monitor);
+  auto st = store::open_sqlite_store(path, so);
+  const auto& cat = ds.catalogue();
+
+  std::vector<store::UserRecord> users(static_cast<size_t>(ds.num_users()));
+  for (int32_t u = 0; u < ds.num_users(); ++u) users[static_cast<size_t>(u)].id = cat.users.id(u);
+  for (const auto& col : cat.user_features.columns()) {
+    for (int32_t u = 0; u < ds.num_users(); ++u) {
+      auto& rec = users[static_cast<size_t>(u)];
+      switch (col.kind) {
+        case data::FeatureKind::kCategorical:
+          if (col.codes[static_cast<size_t>(u)] >= 0) rec.attributes[col.name] = col.vocab.id(col.codes[static_cast<size_t>(u)]);
+          break;
+        case data::FeatureKind::kNumeric:
+          if (!std::isnan(col.numbers[static_cast<size_t>(u)]))
+            rec.attributes[col.name] = fmt::format("{}", col.numbers[static_cast<size_t>(u)]);
+          break;
+        case data::FeatureKind::kTags:
+          for (int32_t t : col.tags_of(u)) rec.labels.push_back(col.name + ":" + col.vocab.id(t));
+          break;
+        case data::FeatureKind::kText:
+          if (!col.texts[static_cast<size_t>(u)].empty()) rec.attributes[col.name] = col.texts[static_cast<size_t>(u)];
+          break;
+      }
+    }
+  }
+  st->upsert_users(users);
+
+  std::vector<store::ItemRecord> items(static_cast<size_t>(ds.num_items()));
+  for (int32_t i = 0; i < ds.num_items(); ++i) items[static_cast<size_t>(i)].id = cat.items.id(i);
+  for (const auto& col : cat.item_features.columns()) {
+    for (int32_t i = 0; i < ds.num_items(); ++i) {
+      auto& rec = items[static_cast<size_t>(i)];
+      switch (col.kind) {
+        case data::FeatureKind::kCategorical:
+          if (col.codes[static_cast<size_t>(i)] >= 0) rec.features[col.name] = col.vocab.id(col.codes[static_cast<size_t>(i)]);
+          break;
+        case data::FeatureKind::kNumeric:
+          if (!std::isnan(col.numbers[static_cast<size_t>(i)]))
+            rec.features[col.name] = fmt::format("{}", col.numbers[static_cast<size_t>(i)]);
+          break;
+        case data::FeatureKind::kTags:
+          for (int32_t t : col.tags_of(i))
+            (col.name == categories_column ? rec.categories : rec.tags).push_back(col.vocab.id(t));
+          break;
+        case data::FeatureKind::kText:
+          if (const auto& t = col.texts[static_cast<size_t>(i)]; !t.empty())
+            rec.text = rec.text.empty() ? t : rec.text + ". " + t;
+          break;
+      }
+    }
+  }
+  st->upsert_items(items);
+
+  int64_t inserted = 0;
+  std::vector<store::FeedbackRecord> batch;
+  constexpr size_t kBatch = 50000;
+  core::ProgressScope progress(monitor, "import feedback", ds.num_interactions());
+  for (int32_t u = 0; u < ds.num_users(); ++u) {
+    const auto h = ds.history(u);
+    for (size_t j = 0; j < h.size(); ++j) {
+      store::FeedbackRecord e;
+      e.user = cat.users.id(u);
+      e.item = cat.items.id(h.items[j]);
+      e.type = !type.empty() ? type
+               : h.events[j] < cat.event_types.size() ? cat.event_types.id(h.events[j])
+                                                      : std::string("rating");
+      if (e.type.empty()) e.type = "rating";
+      e.value = h.values[j];
+      e.timestamp = h.timestamps[j];
+      batch.push_back(std::move(e));
+      if (batch.size() == kBatch) {
+        inserted += st->insert_feedback(batch);
+        progress.advance(static_cast<int64_t>(batch.size()));
+        batch.clear();
+      }
+    }
+  }
+  inserted += st->insert_feedback(batch);
+  progress.advance(static_cast<int64_t>(batch.size()));
+  progress.finish();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("imported %d users, %d items, %lld feedback events (%lld new) into %s in %.1f s\n", ds.num_users(),
+              ds.num_items(), static_cast<long long>(ds.num_interactions()), static_cast<long long>(inserted),
+              st->describe().c_str(), secs);
+  write_json(g_serve.common.json_out, nlohmann::json{{"users", ds.num_users()},
+                                                     {"items", ds.num_items()},
+                                                     {"feedback", ds.num_interactions()},
+                                                     {"inserted", inserted},
+                                                     {"store", st->describe()},
+                                                     {"seconds", secs}});
+  return 0;
+}
+
+}  // namespace
+
+void probe_serve_options(core::Config& config) {
+  serve::ServiceOptions::from_config(config);
+  serve::HttpOptions::from_config(config);
+  config.get_string("import.categories", "genres", "item tag column that becomes the items' categories (store import)");
+  config.get_string("import.type", "",
+                    "feedback type of imported interactions (empty: the dataset's event type, else `rating`)");
+}
+
+void register_serve_commands(CLI::App& app) {
+  auto* serve = app.add_subcommand(
+      "serve", "run the recommendation service (HTTP JSON API) on the store at store.path; SIGTERM drains and exits");
+  add_common(serve, g_serve.common, false);
+  set_handler(serve, cmd_serve);
+
+  auto* store_cmd = app.add_subcommand("store", "the service's store");
+  store_cmd->require_subcommand(1);
+  auto* import = store_cmd->add_subcommand(
+      "import", "load the configured data (data.*) into the store at store.path: users, items, feedback");
+  add_common(import, g_serve.common);
+  set_handler(import, cmd_store_import);
+}
+
+}  // namespace fewrec::cli
