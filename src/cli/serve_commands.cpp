@@ -4,7 +4,9 @@
 #include <signal.h>
 
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <thread>
 
@@ -22,6 +24,16 @@ namespace fewrec::cli {
 
 namespace {
 
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+  const auto c = static_cast<unsigned char>(sig);
+  const int saved = errno;
+  if (::write(g_signal_pipe[1], &c, 1) < 0) {
+  }
+  errno = saved;
+}
+
 struct ServeFlags {
   CommonFlags common;
 } g_serve;
@@ -35,22 +47,25 @@ int cmd_serve() {
   config.check_all_used();
   core::StderrMonitor log(g_serve.common.quiet);
 
-  // SIGTERM / SIGINT are taken by one thread (sigwait), blocked everywhere
-  // else: the threads created from here on inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGUSR1);  // wakes the signal thread at a normal exit
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGTERM / SIGINT: the handler (run by whichever thread the kernel picks;
+  // libraries start threads before main) writes the signal number to a pipe;
+  // a watcher thread reads it and stops the server, which drains.
+  if (::pipe(g_signal_pipe) != 0) FEWREC_THROW(kIo, "cannot create a pipe: {}", std::strerror(errno));
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
 
   auto service = serve::Service::open(so, log);
   serve::HttpServer server(*service, ho, log);
   const int port = server.bind();
-  std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    if (sig != SIGUSR1) {
+  std::thread watcher([&] {
+    unsigned char sig = 0;
+    while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
+    if (sig != 0) {
       log.info(fmt::format("{}: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
       server.stop();
     }
@@ -59,8 +74,10 @@ int cmd_serve() {
   log.info(fmt::format("listening on {}:{} (model: {}, {} users, {} items, {} events)", ho.host, port,
                        st.model.empty() ? "none, popularity" : st.model, st.users, st.items, st.feedback));
   server.run();
-  pthread_kill(signal_thread.native_handle(), SIGUSR1);
-  signal_thread.join();
+  const unsigned char zero = 0;  // wakes the watcher when the server stopped on its own
+  if (::write(g_signal_pipe[1], &zero, 1) < 0) {
+  }
+  watcher.join();
   service->close();
   log.info("stopped");
   return 0;

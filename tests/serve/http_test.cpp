@@ -98,7 +98,8 @@ TEST_F(Http, RecommendationsFollowFeedback) {
   auto cat = client_->Get("/recommend/nu?k=3&category=A&exclude=a0,a1");
   ASSERT_EQ(cat->status, 200);
   ASSERT_EQ(body(cat)["items"].size(), 3u);
-  for (const auto& x : body(cat)["items"]) {
+  const json cat_items = body(cat)["items"];
+  for (const auto& x : cat_items) {
     EXPECT_TRUE(is_a(x["id"].get<std::string>()));
     EXPECT_NE(x["id"], "a0");
     EXPECT_NE(x["id"], "a1");
