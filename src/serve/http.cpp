@@ -253,6 +253,41 @@ void HttpServer::Impl::routes_setup() {
   const auto max_batch = static_cast<size_t>(o.max_batch);
   const int max_k = svc.options().max_k;
 
+  // httplib tries the patterns of a method in registration order (std::regex
+  // each): the hot endpoints go first.
+  // ---- recommendations
+  http.Get(R"(/recommend/([^/]+))",
+           wrap("recommend_user", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
+             Params p(req, {"k", "exclude_seen", "exclude", "category", "reasons"});
+             auto ro = recommend_options(p, max_k);
+             res.set_content(recommend_json_text(svc.recommend(req.matches[1], ro), ro.reasons), "application/json");
+           }));
+  http.Post("/recommend", wrap("recommend_context", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
+              Params p(req, {});
+              auto cr = context_from_json(parse_body(req.body));
+              FEWREC_CHECK(cr.options.k <= max_k, kInvalidArgument, "request.k: at most {}, got {}", max_k, cr.options.k);
+              FEWREC_CHECK(cr.events.size() <= static_cast<size_t>(o.max_batch), kInvalidArgument,
+                           "request.history: at most {} events", o.max_batch);
+              res.set_content(recommend_json_text(svc.recommend_context(cr.events, cr.attributes, cr.options), cr.options.reasons),
+                              "application/json");
+            }));
+
+  // ---- feedback
+  http.Post("/feedback", wrap("feedback", true, [this, max_batch](const httplib::Request& req, httplib::Response& res) {
+              Params p(req, {});
+              auto objs = objects_of(parse_body(req.body), "feedback", max_batch);
+              std::vector<store::FeedbackRecord> events;
+              events.reserve(objs.size());
+              const int64_t now = now_millis();
+              for (size_t i = 0; i < objs.size(); ++i)
+                events.push_back(
+                    feedback_from_json(objs[i], objs.size() == 1 ? "feedback" : fmt::format("feedback[{}]", i), now));
+              auto r = svc.insert_feedback(events);
+              feedback_received.fetch_add(r.received, std::memory_order_relaxed);
+              feedback_inserted.fetch_add(r.inserted, std::memory_order_relaxed);
+              send_json(res, 200, json{{"received", r.received}, {"inserted", r.inserted}});
+            }));
+
   http.Get("/health", wrap("health", false, [this](const httplib::Request& req, httplib::Response& res) {
              Params p(req, {});
              send_json(res, 200, json{{"status", "ok"}});
@@ -347,40 +382,8 @@ void HttpServer::Impl::routes_setup() {
            wrap("items_similar", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
              Params p(req, {"k", "exclude", "category", "reasons"});
              auto ro = recommend_options(p, max_k);
-             send_json(res, 200, to_json(svc.similar_items(req.matches[1], ro), ro.reasons));
+             res.set_content(recommend_json_text(svc.similar_items(req.matches[1], ro), ro.reasons), "application/json");
            }));
-
-  // ---- feedback
-  http.Post("/feedback", wrap("feedback", true, [this, max_batch](const httplib::Request& req, httplib::Response& res) {
-              Params p(req, {});
-              auto objs = objects_of(parse_body(req.body), "feedback", max_batch);
-              std::vector<store::FeedbackRecord> events;
-              events.reserve(objs.size());
-              const int64_t now = now_millis();
-              for (size_t i = 0; i < objs.size(); ++i)
-                events.push_back(
-                    feedback_from_json(objs[i], objs.size() == 1 ? "feedback" : fmt::format("feedback[{}]", i), now));
-              auto r = svc.insert_feedback(events);
-              feedback_received.fetch_add(r.received, std::memory_order_relaxed);
-              feedback_inserted.fetch_add(r.inserted, std::memory_order_relaxed);
-              send_json(res, 200, json{{"received", r.received}, {"inserted", r.inserted}});
-            }));
-
-  // ---- recommendations
-  http.Get(R"(/recommend/([^/]+))",
-           wrap("recommend_user", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
-             Params p(req, {"k", "exclude_seen", "exclude", "category", "reasons"});
-             auto ro = recommend_options(p, max_k);
-             send_json(res, 200, to_json(svc.recommend(req.matches[1], ro), ro.reasons));
-           }));
-  http.Post("/recommend", wrap("recommend_context", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
-              Params p(req, {});
-              auto cr = context_from_json(parse_body(req.body));
-              FEWREC_CHECK(cr.options.k <= max_k, kInvalidArgument, "request.k: at most {}, got {}", max_k, cr.options.k);
-              FEWREC_CHECK(cr.events.size() <= static_cast<size_t>(o.max_batch), kInvalidArgument,
-                           "request.history: at most {} events", o.max_batch);
-              send_json(res, 200, to_json(svc.recommend_context(cr.events, cr.attributes, cr.options), cr.options.reasons));
-            }));
 
   // ---- admin
   http.Post("/admin/reload", wrap("admin_reload", true, [this](const httplib::Request& req, httplib::Response& res) {

@@ -76,6 +76,27 @@ TEST(ExactIndex, EqualsABruteForceSortWithAndWithoutExclusions) {
     EXPECT_EQ(batch[static_cast<size_t>(q)], index.search(std::span<const float>(queries.data() + q * dim, dim), 10));
 }
 
+TEST(ExactIndex, AnyDimensionAndRowCountMatchesBruteForce) {
+  // Dimensions with and without a multiple of 8 / 16 and row counts with
+  // tails exercise every path of the vectorised kernels.
+  for (int dim : {1, 5, 8, 16, 37, 64}) {
+    for (int n : {1, 7, 9, 300, 517}) {
+      const auto v = random_vectors(n, dim, static_cast<uint32_t>(dim * 1000 + n));
+      const auto q = random_vectors(1, dim, 99);
+      ExactIndex index(v, dim);
+      const std::vector<int32_t> ex = {0, n / 2};
+      const auto got = index.search(q, 12, ex);
+      const auto want = brute_force(v, dim, q, 12, ex);
+      ASSERT_EQ(got.size(), want.size()) << dim << " x " << n;
+      for (size_t r = 0; r < got.size(); ++r) {
+        EXPECT_NEAR(got[r].second, want[r].second, 1e-4) << dim << " x " << n << " rank " << r;
+        if (r + 1 < got.size() && std::abs(want[r].second - want[r + 1].second) > 1e-3)
+          EXPECT_EQ(got[r].first, want[r].first) << dim << " x " << n << " rank " << r;
+      }
+    }
+  }
+}
+
 TEST(ExactIndex, TiesGoToTheLowerIndexAndKBeyondTheSizeReturnsAll) {
   const std::vector<float> v = {1, 0, 1, 0, 0, 1, 1, 0};  // items 0, 1, 3 tie on query (1, 0)
   ExactIndex index(v, 2);

@@ -40,6 +40,8 @@ nlohmann::json to_json(const store::UserRecord& u);
 nlohmann::json to_json(const store::ItemRecord& it);
 nlohmann::json to_json(const store::FeedbackRecord& e);
 nlohmann::json to_json(const RecommendResult& r, bool with_reasons);
+// The same as compact JSON text, written directly (the service's hot path).
+std::string recommend_json_text(const RecommendResult& r, bool with_reasons);
 
 // POST /recommend body: {"history": [...], "attributes": {...}, "k", "exclude",
 // "category", "exclude_seen", "reasons"}; history entries are item ids or
