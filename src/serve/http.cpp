@@ -52,6 +52,11 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.set_content(body.dump(), "application/json");
 }
 
+void send_text(httplib::Response& res, std::string json_text) {
+  res.status = 200;
+  res.set_content(std::move(json_text), "application/json");
+}
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
   send_json(res, status, json{{"error", {{"status", status}, {"message", message}}}});
 }
@@ -65,21 +70,26 @@ bool constant_time_equal(const std::string& a, const std::string& b) {
 // Query parameters, strictly: unknown names are errors.
 class Params {
  public:
-  Params(const httplib::Request& req, std::initializer_list<const char*> known) : req_(req) {
-    for (const auto& [name, value] : req.params) {
+  // Only the URL's query string counts: httplib also merges a form-encoded
+  // body into req.params, and a JSON body sent with curl -d is one.
+  Params(const httplib::Request& req, std::initializer_list<const char*> known) {
+    if (auto q = req.target.find('?'); q != std::string::npos)
+      httplib::detail::parse_query_text(req.target.substr(q + 1), params_);
+    for (const auto& [name, value] : params_) {
       bool ok = false;
       for (const char* k : known) ok = ok || name == k;
       if (!ok) {
         std::string list;
         for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-        FEWREC_THROW(kInvalidArgument, "unknown query parameter `{}` (parameters: {})", name,
+        FEWREC_THROW(kInvalidArgument, "unknown query parameter `{}` (parameters: {})", core::excerpt(name),
                      list.empty() ? "none" : list);
       }
     }
   }
-  bool has(const char* name) const { return req_.has_param(name); }
+  bool has(const char* name) const { return params_.find(name) != params_.end(); }
   std::string str(const char* name, const std::string& def = "") const {
-    return has(name) ? req_.get_param_value(name) : def;
+    auto it = params_.find(name);
+    return it == params_.end() ? def : it->second;
   }
   int64_t integer(const char* name, int64_t def, int64_t min, int64_t max) const {
     if (!has(name)) return def;
@@ -99,15 +109,15 @@ class Params {
   // Comma-separated values, over every occurrence of the parameter.
   std::vector<std::string> list(const char* name) const {
     std::vector<std::string> out;
-    const size_t n = req_.get_param_value_count(name);
-    for (size_t i = 0; i < n; ++i)
-      for (auto& part : core::split(req_.get_param_value(name, i), ','))
+    auto [b, e] = params_.equal_range(name);
+    for (auto it = b; it != e; ++it)
+      for (auto& part : core::split(it->second, ','))
         if (!part.empty()) out.emplace_back(part);
     return out;
   }
 
  private:
-  const httplib::Request& req_;
+  httplib::Params params_;
 };
 
 RecommendOptions recommend_options(const Params& p, int max_k) {
@@ -260,7 +270,7 @@ void HttpServer::Impl::routes_setup() {
            wrap("recommend_user", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
              Params p(req, {"k", "exclude_seen", "exclude", "category", "reasons"});
              auto ro = recommend_options(p, max_k);
-             res.set_content(recommend_json_text(svc.recommend(req.matches[1], ro), ro.reasons), "application/json");
+             send_text(res, recommend_json_text(svc.recommend(req.matches[1], ro), ro.reasons));
            }));
   http.Post("/recommend", wrap("recommend_context", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
               Params p(req, {});
@@ -268,8 +278,7 @@ void HttpServer::Impl::routes_setup() {
               FEWREC_CHECK(cr.options.k <= max_k, kInvalidArgument, "request.k: at most {}, got {}", max_k, cr.options.k);
               FEWREC_CHECK(cr.events.size() <= static_cast<size_t>(o.max_batch), kInvalidArgument,
                            "request.history: at most {} events", o.max_batch);
-              res.set_content(recommend_json_text(svc.recommend_context(cr.events, cr.attributes, cr.options), cr.options.reasons),
-                              "application/json");
+              send_text(res, recommend_json_text(svc.recommend_context(cr.events, cr.attributes, cr.options), cr.options.reasons));
             }));
 
   // ---- feedback
@@ -294,6 +303,7 @@ void HttpServer::Impl::routes_setup() {
            }));
   http.Get("/metrics", wrap("metrics", false, [this](const httplib::Request& req, httplib::Response& res) {
              Params p(req, {});
+             res.status = 200;
              res.set_content(metrics_text(), "text/plain; version=0.0.4");
            }));
   http.Get("/stats", wrap("stats", false, [this](const httplib::Request& req, httplib::Response& res) {
@@ -382,7 +392,7 @@ void HttpServer::Impl::routes_setup() {
            wrap("items_similar", false, [this, max_k](const httplib::Request& req, httplib::Response& res) {
              Params p(req, {"k", "exclude", "category", "reasons"});
              auto ro = recommend_options(p, max_k);
-             res.set_content(recommend_json_text(svc.similar_items(req.matches[1], ro), ro.reasons), "application/json");
+             send_text(res, recommend_json_text(svc.similar_items(req.matches[1], ro), ro.reasons));
            }));
 
   // ---- admin
@@ -400,7 +410,7 @@ void HttpServer::Impl::routes_setup() {
     switch (res.status) {
       case 404: msg = fmt::format("no endpoint {} {}", req.method, core::excerpt(req.path)); break;
       case 413: msg = fmt::format("request body larger than {} bytes", o.max_body_bytes); break;
-      case 400: msg = "malformed HTTP request"; break;
+      case 400: msg = "malformed HTTP request (a POST or PUT needs a Content-Length header: with curl, pass -d '')"; break;
       default: msg = fmt::format("HTTP error {}", res.status); break;
     }
     send_error(res, res.status, msg);

@@ -124,12 +124,17 @@ TEST_F(Http, RecommendationsFollowFeedback) {
   EXPECT_EQ(client_->Get("/items/b9")->status, 404);
   EXPECT_EQ(client_->Delete("/users/nu", key())->status, 200);
   EXPECT_EQ(client_->Get("/recommend/nu")->status, 404);
+  // A JSON body sent as curl -d sends it (form-encoded content type) is read as JSON.
+  auto form = client_->Post("/feedback", key(), R"({"user": "nu2", "item": "b1", "type": "click"})",
+                            "application/x-www-form-urlencoded");
+  EXPECT_EQ(form->status, 200) << form->body;
   // Metrics in Prometheus text.
   auto m = client_->Get("/metrics");
   ASSERT_EQ(m->status, 200);
   EXPECT_NE(m->body.find("fewrec_http_requests_total{endpoint=\"recommend_user\",code=\"2xx\"}"), std::string::npos);
   EXPECT_NE(m->body.find("fewrec_http_request_seconds_bucket{endpoint=\"feedback\",le=\"+Inf\"}"), std::string::npos);
   EXPECT_NE(m->body.find("fewrec_model_version 1"), std::string::npos);
+  EXPECT_EQ(m->body.find("code=\"other\""), std::string::npos) << "a response without a status";
   auto st = client_->Get("/stats");
   ASSERT_EQ(st->status, 200);
   EXPECT_EQ(body(st)["model"], "itemknn");
