@@ -49,8 +49,10 @@ TEST(TwoTower, ColdItemsWithUnseenWordsAreRankedThroughPretrainedVectors) {
   const double words = cold_auc(*fitted(spec("item_features=all"), w.train), w);
   const double glove = cold_auc(*fitted(spec(std::string("item_features=all,") + kTestGlove), w.train), w);
   // Cold items' title words are unknown to the trained vocabulary: all cold
-  // items have the same (empty) input, so they tie.
-  EXPECT_NEAR(words, 0.5, 1e-6);
+  // items have the same (empty) input, so they tie: chance level. (Only up
+  // to rounding: a batched matmul may round identical rows differently by
+  // their position, e.g. with AVX-512 kernels, so the AUC is not exactly 0.5.)
+  EXPECT_NEAR(words, 0.5, 0.03);
   EXPECT_GT(glove, 0.7);
   EXPECT_GT(glove, words + 0.15);
 }
