@@ -171,7 +171,7 @@ TEST(FeatureTable, BuilderPadsEveryColumnToTheRowCount) {
   b.user_features().add_tag(u1, "likes", "jazz");
   b.user_features().add_tag(u1, "likes", "rock");
   b.user_features().add_tag(u1, "likes", "jazz");  // once per row
-  b.item_features().set_text(i0, "title", "Toy Story");
+  b.item_features().set_text(i0, "title", "Paper Kites");
   (void)u2;
   Dataset ds = std::move(b).build();
 
@@ -194,7 +194,7 @@ TEST(FeatureTable, BuilderPadsEveryColumnToTheRowCount) {
 
   const auto& title = ds.item_features().column("title");
   EXPECT_EQ(ds.item_features().rows(), 3);
-  EXPECT_THAT(title.texts, ElementsAre("Toy Story", "", ""));
+  EXPECT_THAT(title.texts, ElementsAre("Paper Kites", "", ""));
   EXPECT_EQ(ds.item_features().find("genre"), nullptr);
 }
 

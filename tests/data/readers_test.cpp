@@ -121,19 +121,19 @@ std::string flags(std::initializer_list<int> on, int n = 19) {
 // ------------------------------------------------------------ fixtures
 
 const char* kUData =
-    "1\t10\t4\t881250949\n"
-    "1\t20\t3\t881250950\n"
-    "2\t10\t5\t881250951\n"
-    "3\t30\t1\t881250952\n"
-    "2\t30\t2\t881250940\n";
+    "1\t10\t4\t900000049\n"
+    "1\t20\t3\t900000050\n"
+    "2\t10\t5\t900000051\n"
+    "3\t30\t1\t900000052\n"
+    "2\t30\t2\t900000040\n";
 
 void write_100k(ReadersTest* t, const std::function<fs::path(const std::string&, const std::string&)>& w,
                 bool side_files = true) {
   w("ml/u.data", kUData);
   if (!side_files) return;
   // Latin-1 'é' (0xE9) in a title, as in the real u.item.
-  w("ml/u.item", "10|Mis\xE9rables, Les (1995)|01-Jan-1995||http://x?Mis%E9rables|" + flags({8, 12}) + "\n" +
-                     "20|Toy Story (1995)|01-Jan-1995||http://x|" + flags({3, 4, 5}) + "\n" +
+  w("ml/u.item", "10|Ch\xE9rie, La (1995)|01-Jan-1995||http://x?Ch%E9rie|" + flags({8, 12}) + "\n" +
+                     "20|Paper Kites (1995)|01-Jan-1995||http://x|" + flags({3, 4, 5}) + "\n" +
                      "30|unknown||||" + flags({0}) + "\n" +
                      "40|Never Rated (1990)|01-Jan-1990||http://x|" + flags({1}) + "\n");
   w("ml/u.user",
@@ -163,13 +163,13 @@ TEST_F(ReadersTest, MovieLens100kReadsRatingsAndLatin1Items) {
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h.items[0], item_index(ds, "30"));
   EXPECT_EQ(h.values[0], 2.0f);
-  EXPECT_EQ(h.timestamps[0], 881250940);
+  EXPECT_EQ(h.timestamps[0], 900000040);
   EXPECT_EQ(h.items[1], item_index(ds, "10"));
   EXPECT_EQ(h.values[1], 5.0f);
 
   const auto& items = ds.item_features();
   const int32_t miserables = item_index(ds, "10");
-  EXPECT_EQ(text_of(items, "title", miserables), "Mis\xC3\xA9rables, Les (1995)");  // UTF-8 now
+  EXPECT_EQ(text_of(items, "title", miserables), "Ch\xC3\xA9rie, La (1995)");  // UTF-8 now
   EXPECT_EQ(number_of(items, "year", miserables), 1995.0f);
   EXPECT_EQ(tags_of(items, "genres", miserables), (std::vector<std::string>{"Drama", "Musical"}));
   EXPECT_EQ(tags_of(items, "genres", item_index(ds, "20")),
@@ -217,10 +217,10 @@ TEST_F(ReadersTest, MovieLens100kErrors) {
   const auto path = dir_ / "ml";
   auto read = [&] { return read_dataset(opts("movielens-100k", path)); };
   // Malformed line.
-  write("ml/u.data", "1\t10\t4\t881250949\n1\t20\t3\n");
+  write("ml/u.data", "1\t10\t4\t900000049\n1\t20\t3\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "u.data:2: expected 4 fields separated by '\\t', got 3");
   // Non-numeric rating.
-  write("ml/u.data", "1\t10\t4\t881250949\n1\t20\t3\t881250950\n1\t30\tabc\t881250950\n");
+  write("ml/u.data", "1\t10\t4\t900000049\n1\t20\t3\t900000050\n1\t30\tabc\t900000050\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "u.data:3: column `rating`: expected a number, got `abc`");
   // Bad timestamp.
   write("ml/u.data", "1\t10\t4\tyesterday\n");
@@ -229,12 +229,12 @@ TEST_F(ReadersTest, MovieLens100kErrors) {
   write("ml/u.data", "");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "u.data: file is empty (expected data rows)");
   // Wrong separator.
-  write("ml/u.data", "1,10,4,881250949\n");
+  write("ml/u.data", "1,10,4,900000049\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument,
                     "u.data:1: expected 4 fields separated by '\\t', got 1 — is the separator right? "
                     "(the line contains ',')");
   // Wrong encoding.
-  write("ml/u.data", "1\t10\t4\t881250949\n1\t2\xE9\t4\t881250949\n");
+  write("ml/u.data", "1\t10\t4\t900000049\n1\t2\xE9\t4\t900000049\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument,
                     "u.data:2: invalid UTF-8 (set data.encoding=latin-1 for Latin-1 files)");
   // Bad genre flag in u.item.
@@ -261,7 +261,7 @@ TEST_F(ReadersTest, MovieLens100kErrors) {
 }
 
 TEST_F(ReadersTest, MovieLens100kSkipBadLinesCounts) {
-  write("ml/u.data", "1\t10\t4\t881250949\nbroken\n2\t10\tx\t1\n3\t30\t1\t881250952\n\n");
+  write("ml/u.data", "1\t10\t4\t900000049\nbroken\n2\t10\tx\t1\n3\t30\t1\t900000052\n\n");
   ReadOptions o = opts("movielens-100k", dir_ / "ml");
   o.skip_bad_lines = true;
   ReadReport report;
@@ -358,18 +358,18 @@ void write_latest(const std::function<fs::path(const std::string&, const std::st
   // CRLF line ends, like the real ratings.csv.
   w("latest/ratings.csv",
     "userId,movieId,rating,timestamp\r\n"
-    "1,1,4.0,964982703\r\n"
-    "1,3,4.5,964981247\r\n"
-    "2,3,0.5,1445714994\r\n"
-    "2,5,5.0,1445714995\r\n"
-    "3,6,3.0,1445714996\r\n");
+    "1,1,4.0,970000003\r\n"
+    "1,3,4.5,969999947\r\n"
+    "2,3,0.5,1500000094\r\n"
+    "2,5,5.0,1500000095\r\n"
+    "3,6,3.0,1500000096\r\n");
   w("latest/movies.csv",
     "movieId,title,genres\n"
-    "1,Toy Story (1995),Adventure|Animation\n"
-    "3,\"American President, The \"\"Director's Cut\"\" (1995)\",Comedy|Drama\n"
+    "1,Paper Kites (1995),Adventure|Animation\n"
+    "3,\"Harbour Mayor, The \"\"Director's Cut\"\" (1995)\",Comedy|Drama\n"
     "4,Never Rated (2000),(no genres listed)\n"
-    "5,\"Am\xC3\xA9lie (Fabuleux destin d'Am\xC3\xA9lie Poulain, Le) (2001)\",Comedy|Romance\n"
-    "6,Babylon 5,(no genres listed)\n");
+    "5,\"\xC3\x89lodie (Grand voyage d'\xC3\x89lodie Marin, Le) (2001)\",Comedy|Romance\n"
+    "6,Orbit 9,(no genres listed)\n");
   w("latest/tags.csv",
     "userId,movieId,tag,timestamp\n"
     "2,1,Funny,1\n"
@@ -391,14 +391,14 @@ TEST_F(ReadersTest, MovieLensLatestReadsQuotedCsv) {
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h.items[0], item_index(ds, "3"));  // earlier timestamp first
   EXPECT_EQ(h.values[0], 4.5f);
-  EXPECT_EQ(h.timestamps[1], 964982703);
+  EXPECT_EQ(h.timestamps[1], 970000003);
   const auto& items = ds.item_features();
   const int32_t pres = item_index(ds, "3");
-  EXPECT_EQ(text_of(items, "title", pres), "American President, The \"Director's Cut\" (1995)");
+  EXPECT_EQ(text_of(items, "title", pres), "Harbour Mayor, The \"Director's Cut\" (1995)");
   EXPECT_EQ(number_of(items, "year", pres), 1995.0f);
   EXPECT_EQ(tags_of(items, "genres", pres), (std::vector<std::string>{"Comedy", "Drama"}));
   EXPECT_EQ(text_of(items, "title", item_index(ds, "5")),
-            "Am\xC3\xA9lie (Fabuleux destin d'Am\xC3\xA9lie Poulain, Le) (2001)");
+            "\xC3\x89lodie (Grand voyage d'\xC3\x89lodie Marin, Le) (2001)");
   EXPECT_EQ(number_of(items, "year", item_index(ds, "5")), 2001.0f);
   const int32_t babylon = item_index(ds, "6");
   EXPECT_TRUE(std::isnan(number_of(items, "year", babylon)));
@@ -410,33 +410,33 @@ TEST_F(ReadersTest, MovieLensLatestReadsQuotedCsv) {
 TEST_F(ReadersTest, MovieLensLatestErrors) {
   write_latest([&](auto& n, auto& b) { return write(n, b); });
   auto read = [&] { return read_dataset(opts("movielens-latest", dir_ / "latest")); };
-  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.5\n");
+  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,970000003\n1,3,4.5\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "ratings.csv:3: expected 4 fields separated by ',', got 3");
-  write("latest/ratings.csv", "userId,movieId,score,timestamp\n1,1,4.0,964982703\n");
+  write("latest/ratings.csv", "userId,movieId,score,timestamp\n1,1,4.0,970000003\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument,
                     "ratings.csv:1: missing column `rating` in header (columns: userId, movieId, score, timestamp)");
-  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,good,964982703\n");
+  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,good,970000003\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "ratings.csv:2: column `rating`: expected a number, got `good`");
   write("latest/ratings.csv", "");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "ratings.csv: file is empty (expected a header and data rows)");
   write("latest/ratings.csv", "userId,movieId,rating,timestamp\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "ratings.csv: no data rows after the header (line 1)");
   // A TSV read as CSV: the header names one column.
-  write("latest/ratings.csv", "userId\tmovieId\trating\ttimestamp\n1\t1\t4.0\t964982703\n");
+  write("latest/ratings.csv", "userId\tmovieId\trating\ttimestamp\n1\t1\t4.0\t970000003\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "— is the separator right? (the line contains '\\t')");
   // Right header, TSV rows.
-  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1\t1\t4.0\t964982703\n");
+  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1\t1\t4.0\t970000003\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument,
                     "ratings.csv:2: expected 4 fields separated by ',', got 1 — is the separator right?");
-  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n");
+  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,970000003\n");
   // Invalid UTF-8 in movies.csv (a Latin-1 byte).
-  write("latest/movies.csv", "movieId,title,genres\n1,Toy Story (1995),Comedy\n1,Caf\xE9 (1995),Drama\n");
+  write("latest/movies.csv", "movieId,title,genres\n1,Paper Kites (1995),Comedy\n1,Caf\xE9 (1995),Drama\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument,
                     "movies.csv:3: invalid UTF-8 (set data.encoding=latin-1 for Latin-1 files)");
   // A quoted field that never ends.
-  write("latest/movies.csv", "movieId,title,genres\n1,\"Toy Story (1995),Comedy\n");
+  write("latest/movies.csv", "movieId,title,genres\n1,\"Paper Kites (1995),Comedy\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "movies.csv:2: unterminated quoted field");
-  write("latest/movies.csv", "movieId,name,genres\n1,Toy Story (1995),Comedy\n");
+  write("latest/movies.csv", "movieId,name,genres\n1,Paper Kites (1995),Comedy\n");
   EXPECT_READ_ERROR(read(), kInvalidArgument, "movies.csv:1: missing column `title` in header");
   fs::remove(dir_ / "latest/movies.csv");
   write("latest/tags.csv", "userId,movieId,tag,timestamp\n1,1\n");
@@ -448,7 +448,7 @@ TEST_F(ReadersTest, MovieLensLatestErrors) {
 }
 
 TEST_F(ReadersTest, MovieLensLatestLatin1WhenAsked) {
-  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n");
+  write("latest/ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,970000003\n");
   write("latest/movies.csv", "movieId,title,genres\n1,Caf\xE9 (1995),Drama\n");
   ReadOptions o = opts("movielens-latest", dir_ / "latest");
   o.encoding = "latin-1";
