@@ -1,12 +1,12 @@
 // fewrec serve / fewrec store import: the recommendation service from the
 // command line.
-#include <pthread.h>
 #include <signal.h>
 
 #include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <cstdio>
 #include <thread>
 
@@ -85,6 +85,25 @@ int cmd_serve() {
 
 // ---- fewrec store import ---------------------------------------------------
 
+// A categorical, numeric or text cell as a string; nullopt when missing.
+std::optional<std::string> scalar_value(const data::FeatureColumn& col, int32_t row) {
+  const auto r = static_cast<size_t>(row);
+  switch (col.kind) {
+    case data::FeatureKind::kCategorical:
+      if (col.codes[r] >= 0) return col.vocab.id(col.codes[r]);
+      return std::nullopt;
+    case data::FeatureKind::kNumeric:
+      if (!std::isnan(col.numbers[r])) return fmt::format("{}", col.numbers[r]);
+      return std::nullopt;
+    case data::FeatureKind::kText:
+      if (!col.texts[r].empty()) return col.texts[r];
+      return std::nullopt;
+    case data::FeatureKind::kTags:
+      break;
+  }
+  return std::nullopt;
+}
+
 int cmd_store_import() {
   core::Config config = build_config(g_serve.common);
   auto run = read_run_options(config, false);
@@ -102,50 +121,31 @@ int cmd_store_import() {
   const auto& cat = ds.catalogue();
 
   std::vector<store::UserRecord> users(static_cast<size_t>(ds.num_users()));
-  for (int32_t u = 0; u < ds.num_users(); ++u) users[static_cast<size_t>(u)].id = cat.users.id(u);
-  for (const auto& col : cat.user_features.columns()) {
-    for (int32_t u = 0; u < ds.num_users(); ++u) {
-      auto& rec = users[static_cast<size_t>(u)];
-      switch (col.kind) {
-        case data::FeatureKind::kCategorical:
-          if (col.codes[static_cast<size_t>(u)] >= 0) rec.attributes[col.name] = col.vocab.id(col.codes[static_cast<size_t>(u)]);
-          break;
-        case data::FeatureKind::kNumeric:
-          if (!std::isnan(col.numbers[static_cast<size_t>(u)]))
-            rec.attributes[col.name] = fmt::format("{}", col.numbers[static_cast<size_t>(u)]);
-          break;
-        case data::FeatureKind::kTags:
-          for (int32_t t : col.tags_of(u)) rec.labels.push_back(col.name + ":" + col.vocab.id(t));
-          break;
-        case data::FeatureKind::kText:
-          if (!col.texts[static_cast<size_t>(u)].empty()) rec.attributes[col.name] = col.texts[static_cast<size_t>(u)];
-          break;
+  for (int32_t u = 0; u < ds.num_users(); ++u) {
+    auto& rec = users[static_cast<size_t>(u)];
+    rec.id = cat.users.id(u);
+    for (const auto& col : cat.user_features.columns()) {
+      if (col.kind == data::FeatureKind::kTags) {
+        for (int32_t t : col.tags_of(u)) rec.labels.push_back(col.name + ":" + col.vocab.id(t));
+      } else if (auto v = scalar_value(col, u)) {
+        rec.attributes[col.name] = std::move(*v);
       }
     }
   }
   st->upsert_users(users);
 
   std::vector<store::ItemRecord> items(static_cast<size_t>(ds.num_items()));
-  for (int32_t i = 0; i < ds.num_items(); ++i) items[static_cast<size_t>(i)].id = cat.items.id(i);
-  for (const auto& col : cat.item_features.columns()) {
-    for (int32_t i = 0; i < ds.num_items(); ++i) {
-      auto& rec = items[static_cast<size_t>(i)];
-      switch (col.kind) {
-        case data::FeatureKind::kCategorical:
-          if (col.codes[static_cast<size_t>(i)] >= 0) rec.features[col.name] = col.vocab.id(col.codes[static_cast<size_t>(i)]);
-          break;
-        case data::FeatureKind::kNumeric:
-          if (!std::isnan(col.numbers[static_cast<size_t>(i)]))
-            rec.features[col.name] = fmt::format("{}", col.numbers[static_cast<size_t>(i)]);
-          break;
-        case data::FeatureKind::kTags:
-          for (int32_t t : col.tags_of(i))
-            (col.name == categories_column ? rec.categories : rec.tags).push_back(col.vocab.id(t));
-          break;
-        case data::FeatureKind::kText:
-          if (const auto& t = col.texts[static_cast<size_t>(i)]; !t.empty())
-            rec.text = rec.text.empty() ? t : rec.text + ". " + t;
-          break;
+  for (int32_t i = 0; i < ds.num_items(); ++i) {
+    auto& rec = items[static_cast<size_t>(i)];
+    rec.id = cat.items.id(i);
+    for (const auto& col : cat.item_features.columns()) {
+      if (col.kind == data::FeatureKind::kTags) {
+        for (int32_t t : col.tags_of(i))
+          (col.name == categories_column ? rec.categories : rec.tags).push_back(col.vocab.id(t));
+      } else if (auto v = scalar_value(col, i); v && col.kind == data::FeatureKind::kText) {
+        rec.text = rec.text.empty() ? std::move(*v) : rec.text + ". " + *v;
+      } else if (v) {
+        rec.features[col.name] = std::move(*v);
       }
     }
   }
