@@ -9,7 +9,11 @@
 // an HNSW index. wrk (Debian package `wrk`, 2 threads, C connections, keep-
 // alive) then measures, in the same server run:
 //   health       GET /health: the ceiling of the HTTP stack
-//   recommend    GET /recommend/<random known user>?k=10
+//   recommend    GET /recommend/<random known user>?k=10, with
+//                serve.cache_size=0 (every request adapts the model and
+//                searches the index) and, under "cached", with the default
+//                recommendation cache (a separate server run: users repeat,
+//                so after the first pass most lists come from the cache)
 //   feedback     POST /feedback with 100 events per request, and with 1
 // Reported: requests/s, p50 / p99 latency (wrk --latency), events/s for
 // feedback (acknowledged durably: synchronous=FULL, group commit), and the
@@ -121,13 +125,14 @@ struct Server {
   fs::path log;
 };
 
-Server start_server(const fs::path& store, const fs::path& log, const std::string& index, int threads) {
+Server start_server(const fs::path& store, const fs::path& log, const std::string& index, int threads, bool cache) {
   Server s;
   s.log = log;
   std::vector<std::string> args = {FEWREC_BINARY, "serve", "--set", "store.path=" + store.string(), "--set",
                                     "serve.port=0", "--set", std::string("serve.api_key=") + kKey, "--set",
                                     "serve.model=als:factors=64,fold_in=cg", "--set", "serve.index=" + index, "--set",
-                                    "serve.threads=" + std::to_string(threads), "--set", "serve.hnsw_ef=64"};
+                                    "serve.threads=" + std::to_string(threads), "--set", "serve.hnsw_ef=64", "--set",
+                                    std::string("serve.cache_size=") + (cache ? "100000" : "0")};
   s.pid = ::fork();
   if (s.pid == 0) {
     if (!std::freopen(log.c_str(), "w", stderr)) std::_Exit(126);
@@ -234,15 +239,30 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "== %d items: store filled in %.1f s\n", items,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     for (const std::string index : {"exact", "hnsw"}) {
+      // First the recommendation cache on (serve.cache_size, the default):
+      // users repeat, so after the first pass most answers come from it. Then
+      // a server without it, where every request runs the model and the index.
+      json cached;
+      {
+        Server s = start_server(store, a.tmp / ("server-" + std::to_string(items) + "-" + index + "-cache.log"), index,
+                                a.connections + 4, true);
+        cached["health"] = wrk(a, s.port, health, "/health");
+        cached["recommend"] = wrk(a, s.port, rec, "/recommend");
+        stop_server(s);
+      }
       Server s = start_server(store, a.tmp / ("server-" + std::to_string(items) + "-" + index + ".log"), index,
-                              a.connections + 4);
+                              a.connections + 4, false);
       json r{{"items", items}, {"users", users}, {"events", users * per_user}, {"index", index},
              {"model", "als:factors=64,fold_in=cg"}, {"connections", a.connections}, {"seconds", a.seconds}};
       r["health"] = wrk(a, s.port, health, "/health");
-      r["recommend"] = wrk(a, s.port, rec, "/recommend");
+      r["recommend"] = wrk(a, s.port, rec, "/recommend");  // serve.cache_size=0: every request computed
       if (r["health"].contains("requests_per_s") && r["recommend"].contains("requests_per_s"))
         r["recommend_vs_health"] =
             r["recommend"]["requests_per_s"].get<double>() / r["health"]["requests_per_s"].get<double>();
+      r["cached"] = cached;
+      if (cached["health"].contains("requests_per_s") && cached["recommend"].contains("requests_per_s"))
+        r["cached"]["recommend_vs_health"] =
+            cached["recommend"]["requests_per_s"].get<double>() / cached["health"]["requests_per_s"].get<double>();
       if (index == "exact") {  // feedback does not depend on the index
         write_file(fb100, feedback_script(100, items));
         write_file(fb1, feedback_script(1, items));

@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "fewrec/core/error.h"
@@ -105,8 +106,62 @@ int32_t candidates(const float* scores, int32_t n, float worst, int32_t* out) {
   return c;
 }
 
-void block_scores(const float* rows, int32_t n, int32_t dim, const float* q, float* out) {
+// The 8-row kernel over half-precision rows (converted with F16C).
+__attribute__((target("avx2,fma,f16c"))) void block_scores_half(const uint16_t* rows, int32_t n, int32_t dim,
+                                                                const float* q, float* out) {
+  const auto d = static_cast<size_t>(dim);
+  int32_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint16_t* r = rows + static_cast<size_t>(i) * d;
+    __m256 acc[8];
+    for (int t = 0; t < 8; ++t) acc[t] = _mm256_setzero_ps();
+    for (int32_t j = 0; j < dim; j += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + j);
+      for (int t = 0; t < 8; ++t) {
+        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + t * d + j)));
+        acc[t] = _mm256_fmadd_ps(x, qv, acc[t]);
+      }
+    }
+    const __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
+    const __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
+    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+    const __m256 lo = _mm256_permute2f128_ps(h0123, h4567, 0x20);
+    const __m256 hi = _mm256_permute2f128_ps(h0123, h4567, 0x31);
+    _mm256_storeu_ps(out + i, _mm256_add_ps(lo, hi));
+  }
+  for (; i < n; ++i) {
+    const uint16_t* r = rows + static_cast<size_t>(i) * d;
+    __m256 a = _mm256_setzero_ps();
+    for (int32_t j = 0; j < dim; j += 8)
+      a = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + j))),
+                          _mm256_loadu_ps(q + j), a);
+    alignas(32) float l[8];
+    _mm256_store_ps(l, a);
+    out[i] = ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+  }
+}
+
+// Rounds n floats to half precision (nearest even) and back.
+__attribute__((target("avx2,f16c"))) void to_half(const float* x, size_t n, uint16_t* h, float* back) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i v = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h + i), v);
+    _mm256_storeu_ps(back + i, _mm256_cvtph_ps(v));
+  }
+  for (; i < n; ++i) {
+    h[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
+    back[i] = _cvtsh_ss(h[i]);
+  }
+}
+
+bool have_avx2() {
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return avx2;
+}
+
+void block_scores(const float* rows, int32_t n, int32_t dim, const float* q, float* out) {
+  const bool avx2 = have_avx2();
   if (avx2) {
     block_scores_avx2(rows, n, dim, q, out);
     return;
@@ -119,16 +174,45 @@ void block_scores(const float* rows, int32_t n, int32_t dim, const float* q, flo
 
 }  // namespace
 
-ExactIndex::ExactIndex(std::span<const float> vectors, int32_t dim)
-    : n_(rows_of(vectors, dim, "exact index")), dim_(dim), vectors_(vectors.begin(), vectors.end()) {}
+constexpr int32_t kBlock = 256;  // rows scored at a time
+
+ExactIndex::ExactIndex(std::span<const float> vectors, int32_t dim, bool half_screening)
+    : n_(rows_of(vectors, dim, "exact index")), dim_(dim), vectors_(vectors.begin(), vectors.end()) {
+  if (!half_screening) return;
+  // Worth it once the float rows outgrow the caches close to a core; needs
+  // whole 8-float groups and values half precision can hold.
+  static const bool f16c = have_avx2() && __builtin_cpu_supports("f16c");
+  if (!f16c || dim % 8 != 0 || vectors_.size() * sizeof(float) < (size_t{1} << 20)) return;
+  for (float v : vectors_)
+    if (!std::isfinite(v) || std::abs(v) > 60000.0f) return;
+  const auto d = static_cast<size_t>(dim);
+  half_.resize(vectors_.size());
+  std::vector<float> back(d);
+  const int32_t blocks = (n_ + kBlock - 1) / kBlock;
+  block_error_.assign(static_cast<size_t>(blocks), 0.0f);
+  block_norm_.assign(static_cast<size_t>(blocks), 0.0f);
+  for (int32_t i = 0; i < n_; ++i) {
+    const float* x = vectors_.data() + static_cast<size_t>(i) * d;
+    to_half(x, d, half_.data() + static_cast<size_t>(i) * d, back.data());
+    double err = 0, norm = 0;
+    for (size_t j = 0; j < d; ++j) {
+      err += (static_cast<double>(x[j]) - back[j]) * (static_cast<double>(x[j]) - back[j]);
+      norm += static_cast<double>(x[j]) * x[j];
+    }
+    auto& e = block_error_[static_cast<size_t>(i / kBlock)];
+    auto& m = block_norm_[static_cast<size_t>(i / kBlock)];
+    e = std::max(e, static_cast<float>(std::sqrt(err)));
+    m = std::max(m, static_cast<float>(std::sqrt(norm)));
+  }
+}
 
 std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::span<const int32_t> exclude) const {
   check_query(query, dim_, k, "exact index");
+  if (!half_.empty()) return search_half(query, k, exclude);
   // Scores in blocks of rows (cache-friendly), a bounded min-heap of the best k.
   std::vector<Hit> heap;
   heap.reserve(static_cast<size_t>(k) + 1);
   auto worse_on_top = [](const Hit& a, const Hit& b) { return better(a, b); };
-  constexpr int32_t kBlock = 256;
   float scores[kBlock];
   int32_t cand[kBlock];
   const size_t d = static_cast<size_t>(dim_);
@@ -144,6 +228,68 @@ std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::sp
       if (sc < worst) continue;  // the bar rose inside this block
       while (next_ex < exclude.size() && exclude[next_ex] < i) ++next_ex;
       if (next_ex < exclude.size() && exclude[next_ex] == i) continue;
+      const Hit h{i, sc};
+      if (heap.size() < static_cast<size_t>(k)) {
+        heap.push_back(h);
+        std::push_heap(heap.begin(), heap.end(), worse_on_top);
+        if (heap.size() == static_cast<size_t>(k)) worst = heap.front().second;
+      } else if (better(h, heap.front())) {
+        std::pop_heap(heap.begin(), heap.end(), worse_on_top);
+        heap.back() = h;
+        std::push_heap(heap.begin(), heap.end(), worse_on_top);
+        worst = heap.front().second;
+      }
+    }
+  }
+  std::sort(heap.begin(), heap.end(), better);
+  return heap;
+}
+
+// Screens each block with the half-precision rows. With e the block's
+// largest ||x - half(x)||, m its largest ||x|| and g a bound on the relative
+// rounding of a float dot product of this length, |exact - screened| <=
+// ||q|| (e + 2 g m); a row is rescored in float32 (by the same kernel and
+// row grouping as search(), so scores are identical) unless its screened
+// score is below the current k-th best by more than that.
+std::vector<Hit> ExactIndex::search_half(std::span<const float> query, int k, std::span<const int32_t> exclude) const {
+  std::vector<Hit> heap;
+  heap.reserve(static_cast<size_t>(k) + 1);
+  auto worse_on_top = [](const Hit& a, const Hit& b) { return better(a, b); };
+  float approx[kBlock], group[8];
+  int32_t cand[kBlock];
+  int32_t group_start = -1;
+  const size_t d = static_cast<size_t>(dim_);
+  double qn = 0;
+  for (float v : query) qn += static_cast<double>(v) * v;
+  const float qnorm = static_cast<float>(std::sqrt(qn));
+  const float gamma = 2.0f * static_cast<float>(dim_ + 8) * std::numeric_limits<float>::epsilon();
+  size_t next_ex = 0;
+  float worst = -std::numeric_limits<float>::infinity();
+  for (int32_t b0 = 0; b0 < n_; b0 += kBlock) {
+    const int32_t b1 = std::min(n_, b0 + kBlock);
+    const auto blk = static_cast<size_t>(b0 / kBlock);
+    block_scores_half(half_.data() + static_cast<size_t>(b0) * d, b1 - b0, dim_, query.data(), approx);
+    // Bound, padded by 1% and an absolute epsilon against its own rounding.
+    const float slack = 1.01f * qnorm * (block_error_[blk] + 2.0f * gamma * block_norm_[blk]) + 1e-30f;
+    const int32_t nc = candidates(approx, b1 - b0, worst - slack, cand);
+    for (int32_t c = 0; c < nc; ++c) {
+      const int32_t i = b0 + cand[c];
+      if (approx[cand[c]] < worst - slack) continue;  // the bar rose inside this block
+      while (next_ex < exclude.size() && exclude[next_ex] < i) ++next_ex;
+      if (next_ex < exclude.size() && exclude[next_ex] == i) continue;
+      // The float32 score, computed exactly as search() computes it.
+      float sc;
+      const int32_t g = i - (i - b0) % 8;
+      if (g + 8 <= b1) {
+        if (g != group_start) {
+          block_scores(vectors_.data() + static_cast<size_t>(g) * d, 8, dim_, query.data(), group);
+          group_start = g;
+        }
+        sc = group[i - g];
+      } else {
+        block_scores(vectors_.data() + static_cast<size_t>(i) * d, 1, dim_, query.data(), &sc);
+      }
+      if (sc < worst) continue;
       const Hit h{i, sc};
       if (heap.size() < static_cast<size_t>(k)) {
         heap.push_back(h);

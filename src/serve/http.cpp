@@ -487,6 +487,10 @@ std::string HttpServer::Impl::metrics_text() const {
   gauge("fewrec_model_version", "Models swapped in since start (0 = none: popularity).",
         static_cast<double>(st.model_version));
   gauge("fewrec_model_items", "Items the served model scores.", static_cast<double>(st.model_items));
+  gauge("fewrec_recommend_cache_hits_total", "Recommendations answered from the cache.",
+        static_cast<double>(st.cache_hits), "counter");
+  gauge("fewrec_recommend_cache_misses_total", "Recommendations computed (cache miss or no cache entry).",
+        static_cast<double>(st.cache_misses), "counter");
   if (st.index_recall >= 0) gauge("fewrec_index_recall_at_10", "HNSW recall@10 against exact.", st.index_recall);
   gauge("fewrec_uptime_seconds", "Seconds since the server started.",
         std::chrono::duration<double>(Clock::now() - started).count());

@@ -4,12 +4,14 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <unordered_map>
@@ -80,6 +82,81 @@ struct EventKeyHash {
   }
 };
 
+// Recommendation lists by (user, request options), each stamped with what it
+// was computed from: the user's version, the item/catalogue version, the
+// served model's version and, for lists with popular items, the popularity
+// version. A lookup whose stamps differ is a miss, so a hit returns exactly
+// what a fresh computation would. Sharded to keep lock hold times short.
+class RecommendationCache {
+ public:
+  struct Stamp {
+    uint64_t user = 0, items = 0, model = 0, popularity = 0;
+    bool operator==(const Stamp&) const = default;
+  };
+  explicit RecommendationCache(int64_t capacity) : per_shard_(static_cast<size_t>(capacity / kShards + 1)) {}
+
+  std::optional<RecommendResult> find(const std::string& key, const Stamp& now) {
+    Shard& sh = shard(key);
+    std::lock_guard lock(sh.mu);
+    auto it = sh.map.find(key);
+    if (it == sh.map.end() || !(it->second.stamp.user == now.user && it->second.stamp.items == now.items &&
+                                it->second.stamp.model == now.model &&
+                                (!it->second.uses_popularity || it->second.stamp.popularity == now.popularity))) {
+      misses_.fetch_add(1, std::memory_order_relaxed);
+      return std::nullopt;
+    }
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    return it->second.result;
+  }
+
+  void put(const std::string& key, const Stamp& stamp, const RecommendResult& result) {
+    Shard& sh = shard(key);
+    std::lock_guard lock(sh.mu);
+    auto it = sh.map.find(key);
+    if (it == sh.map.end()) {
+      if (sh.map.size() >= per_shard_) sh.map.erase(sh.map.begin());  // evict an arbitrary entry
+      it = sh.map.emplace(key, Entry{}).first;
+    }
+    it->second.stamp = stamp;
+    it->second.uses_popularity = result.source != "model";
+    it->second.result = result;
+  }
+
+  int64_t hits() const { return hits_.load(std::memory_order_relaxed); }
+  int64_t misses() const { return misses_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Entry {
+    Stamp stamp;
+    bool uses_popularity = false;
+    RecommendResult result;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Entry> map;
+  };
+  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+  size_t per_shard_;
+  std::array<Shard, kShards> shards_;
+  std::atomic<int64_t> hits_{0}, misses_{0};
+};
+
+// The cache key of a user's request: every option that changes the list.
+std::string cache_key(const std::string& user, const RecommendOptions& ro) {
+  std::string key = user;
+  key += '\x1f';
+  key += std::to_string(ro.k);
+  key += ro.exclude_seen ? 's' : '-';
+  key += ro.reasons ? 'r' : '-';
+  key += ro.category;
+  for (const auto& e : ro.exclude) {
+    key += '\x1f';
+    key += e;
+  }
+  return key;
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------- options
@@ -126,6 +203,9 @@ ServiceOptions ServiceOptions::from_config(core::Config& c) {
                                               "history items named in a recommendation's reason"));
   o.reason_history = static_cast<int>(c.get_int("serve.reason_history", o.reason_history,
                                                 "most recent history items tried when explaining"));
+  o.cache_size = c.get_int("serve.cache_size", o.cache_size,
+                            "recommendation lists kept per (user, request); a changed user, item or model "
+                            "invalidates them (0 = no cache)");
   o.writer.linger = std::chrono::microseconds(c.get_int(
       "serve.feedback_linger_us", 0, "wait this long for more feedback before a group commit (microseconds)"));
   auto positive = [](int64_t v, const char* key) {
@@ -140,6 +220,8 @@ ServiceOptions ServiceOptions::from_config(core::Config& c) {
   positive(o.compute_threads, "serve.compute_threads");
   FEWREC_CHECK(o.reason_items >= 0 && o.reason_history >= 0, kInvalidArgument,
                "config keys `serve.reason_items` and `serve.reason_history` must be >= 0");
+  FEWREC_CHECK(o.cache_size >= 0, kInvalidArgument, "config key `serve.cache_size` must be >= 0, got {}",
+               o.cache_size);
   FEWREC_CHECK(o.writer.linger.count() >= 0, kInvalidArgument, "config key `serve.feedback_linger_us` must be >= 0");
   FEWREC_CHECK(std::isfinite(o.default_feedback_weight), kInvalidArgument,
                "config key `serve.default_feedback_weight` must be a finite number");
@@ -156,7 +238,9 @@ nlohmann::json ServiceStats::to_json() const {
                    {"model_items", model_items},
                    {"index", index},
                    {"last_train_seconds", last_train_seconds},
-                   {"reloading", reloading}};
+                   {"reloading", reloading},
+                   {"cache_hits", cache_hits},
+                   {"cache_misses", cache_misses}};
   if (index_recall >= 0) j["index_recall_at_10"] = index_recall;
   if (!last_reload_error.empty()) j["last_reload_error"] = last_reload_error;
   return j;
@@ -202,6 +286,7 @@ struct Service::State {
     std::vector<Ev> events;  // time order
     std::unordered_set<EventKey, EventKeyHash> keys;
     uint64_t last_seq = 0;
+    uint64_t version = 0;  // changes (from `changes`) whenever the user's events or attributes do
   };
 
   mutable RwLock mu;
@@ -216,6 +301,11 @@ struct Service::State {
   std::vector<double> popularity;  // weighted positive feedback per item
   uint64_t seq = 0;
   int64_t feedback = 0;
+  // Versions for the recommendation cache: bumped after a change is complete.
+  uint64_t changes = 0;                       // source of user versions (under mu)
+  std::atomic<uint64_t> items_version{0};     // items, categories, hidden / deleted, model items
+  std::atomic<uint64_t> popularity_version{0};
+  std::unique_ptr<RecommendationCache> cache;  // null: no cache
 
   // Snapshot pointer (swapped by reload).
   mutable std::mutex snap_mu;
@@ -282,8 +372,12 @@ struct Service::State {
       u.events.insert(pos, ev);
     }
     const float w = type_weight[type];
-    if (w > 0) popularity[static_cast<size_t>(item)] += w;
+    if (w > 0) {
+      popularity[static_cast<size_t>(item)] += w;
+      popularity_version.fetch_add(1, std::memory_order_release);
+    }
     u.last_seq = ++seq;
+    u.version = ++changes;
     ++feedback;
     return true;
   }
@@ -306,6 +400,7 @@ std::unique_ptr<Service> Service::open(const ServiceOptions& options, core::Moni
   svc->store_ = store::open_sqlite_store(options.store_path, options.store);
   svc->writer_ = std::make_unique<store::FeedbackWriter>(*svc->store_, options.writer);
   State& st = *svc->state_;
+  if (options.cache_size > 0) st.cache = std::make_unique<RecommendationCache>(options.cache_size);
   const auto t0 = Clock::now();
   store::StoreScan scan;
   scan.user = [&](const store::UserRecord& u) {
@@ -447,6 +542,7 @@ ServiceStats Service::reload(core::Monitor& monitor) {
     std::lock_guard g(st.snap_mu);
     snap->version = ++st.versions;
     st.snapshot = std::move(snap);
+    st.items_version.fetch_add(1, std::memory_order_release);
     st.last_reload_error.clear();
   } catch (const Error& e) {
     std::lock_guard g(st.snap_mu);
@@ -479,6 +575,10 @@ ServiceStats Service::stats() const {
     s.index = "none";
   }
   s.reloading = st.reloading;
+  if (st.cache) {
+    s.cache_hits = st.cache->hits();
+    s.cache_misses = st.cache->misses();
+  }
   std::lock_guard g(st.snap_mu);
   s.last_reload_error = st.last_reload_error;
   return s;
@@ -494,6 +594,7 @@ void Service::upsert_users(std::span<const store::UserRecord> users) {
     auto& slot = st.users[u.id];
     slot.attributes = u.attributes;
     slot.labels = u.labels;
+    slot.version = ++st.changes;
   }
 }
 
@@ -517,6 +618,7 @@ int64_t Service::delete_users(std::span<const std::string> ids) {
     st.feedback -= static_cast<int64_t>(it->second.events.size());
     st.users.erase(it);
   }
+  st.popularity_version.fetch_add(1, std::memory_order_release);
   return n;
 }
 
@@ -533,7 +635,12 @@ void Service::upsert_items(std::span<const store::ItemRecord> items) {
       st.set_item(i, it);
       if (!existed || was_deleted) fresh.emplace_back(i, &it);
     }
+    st.items_version.fetch_add(1, std::memory_order_release);
   }
+  struct BumpAfter {  // the model's new items count only once they are in
+    std::atomic<uint64_t>& v;
+    ~BumpAfter() { v.fetch_add(1, std::memory_order_release); }
+  } bump{st.items_version};
   auto snap = st.current();
   if (!snap || fresh.empty()) return;
   std::unique_lock lock(snap->mu);
@@ -592,6 +699,8 @@ int64_t Service::delete_items(std::span<const std::string> ids) {
     st.popularity[static_cast<size_t>(it->second)] = 0;
     gone.insert(it->second);
   }
+  st.items_version.fetch_add(1, std::memory_order_release);
+  st.popularity_version.fetch_add(1, std::memory_order_release);
   if (gone.empty()) return n;
   st.rebuild_blocked();
   // The store deleted the items' feedback: so does the view.
@@ -602,6 +711,7 @@ int64_t Service::delete_items(std::span<const std::string> ids) {
       --st.feedback;
       return true;
     });
+    if (keep != u.events.end()) u.version = ++st.changes;
     u.events.erase(keep, u.events.end());
   }
   return n;
@@ -649,12 +759,24 @@ struct Service::Query {
 RecommendResult Service::recommend(const std::string& user, const RecommendOptions& ro) const {
   const State& st = *state_;
   Query q;
+  RecommendationCache::Stamp stamp;
+  std::string key;
+  // Versions are read before the data, so a change racing with this request
+  // leaves an entry that is already stale, never a stale entry marked fresh.
+  stamp.items = st.items_version.load(std::memory_order_acquire);
+  stamp.popularity = st.popularity_version.load(std::memory_order_acquire);
   auto snap = st.current();
+  stamp.model = snap ? static_cast<uint64_t>(snap->version) : 0;
   {
     std::shared_lock lock(st.mu);
     auto it = st.users.find(user);
     FEWREC_CHECK(it != st.users.end(), kNotFound, "unknown user `{}`", user);
     const auto& u = it->second;
+    if (st.cache) {
+      stamp.user = u.version;
+      key = cache_key(user, ro);
+      if (auto hit = st.cache->find(key, stamp)) return std::move(*hit);
+    }
     for (const auto& [k, v] : u.attributes) q.features.categorical[k] = v;
     if (!u.labels.empty()) q.features.tags["labels"] = u.labels;
     for (const auto& e : u.events) {
@@ -671,7 +793,9 @@ RecommendResult Service::recommend(const std::string& user, const RecommendOptio
       if (mu != snap->users.end()) q.model_user = mu->second;
     }
   }
-  return run(q, ro, snap);
+  auto res = run(q, ro, snap);
+  if (st.cache) st.cache->put(key, stamp, res);
+  return res;
 }
 
 RecommendResult Service::recommend_context(std::span<const ContextEvent> events,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "fewrec/core/error.h"
@@ -95,6 +96,46 @@ TEST(ExactIndex, AnyDimensionAndRowCountMatchesBruteForce) {
       }
     }
   }
+}
+
+// Oracle: the half-precision screening returns exactly the float32 lists,
+// including on rows that half precision cannot tell apart (copies of a row,
+// copies nudged by less than a half-precision step) and under exclusions.
+TEST(ExactIndex, HalfPrecisionScreeningGivesTheFloat32ListsBitForBit) {
+  const int n = 9003, dim = 32;  // > 1 MB of float rows; 9003 leaves a tail
+  auto v = random_vectors(n, dim, 5);
+  std::mt19937 rng(6);
+  for (int i = 0; i < 2000; ++i) {  // near-duplicates of a few "hub" rows
+    const int src = static_cast<int>(rng() % 50), dst = 50 + static_cast<int>(rng() % (n - 50));
+    for (int j = 0; j < dim; ++j) {
+      float x = v[static_cast<size_t>(src) * dim + j];
+      if (i % 3 == 1) x = std::nextafter(x, 10.0f);
+      if (i % 3 == 2) x *= 1.0f + 1e-4f;
+      v[static_cast<size_t>(dst) * dim + j] = x;
+    }
+  }
+  ExactIndex screened(v, dim), plain(v, dim, false);
+  EXPECT_FALSE(plain.half_screening());
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    EXPECT_TRUE(screened.half_screening());
+  auto queries = random_vectors(40, dim, 7);
+  for (int j = 0; j < dim; ++j) queries[static_cast<size_t>(j)] = v[static_cast<size_t>(3) * dim + j];  // a hub itself
+  std::vector<int32_t> exclude;
+  for (int i = 0; i < n; i += 7) exclude.push_back(i);
+  for (int q = 0; q < 40; ++q) {
+    const std::span<const float> query(queries.data() + q * dim, dim);
+    for (int k : {1, 10, 100}) {
+      EXPECT_EQ(screened.search(query, k), plain.search(query, k)) << "query " << q << " k " << k;
+      EXPECT_EQ(screened.search(query, k, exclude), plain.search(query, k, exclude)) << "query " << q << " k " << k;
+    }
+  }
+  // Values half precision cannot hold: float32 only, still right.
+  auto big = v;
+  big[0] = 1e6f;
+  ExactIndex wide(big, dim);
+  EXPECT_FALSE(wide.half_screening());
+  const std::span<const float> q0(queries.data(), dim);
+  EXPECT_EQ(wide.search(q0, 10), ExactIndex(big, dim, false).search(q0, 10));
 }
 
 TEST(ExactIndex, TiesGoToTheLowerIndexAndKBeyondTheSizeReturnsAll) {

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <random>
 #include <thread>
+#include <tuple>
 
 #include "fewrec/core/config.h"
 #include "fewrec/core/error.h"
@@ -322,6 +324,105 @@ dislike = -1
   auto bad2 = core::Config::from_toml_string("[serve.feedback_weights]\nlike = \"much\"\n");
   EXPECT_NE(error_of([&] { ServiceOptions::from_config(bad2); }).find("serve.feedback_weights.like"),
             std::string::npos);
+}
+
+// Oracle: a service with the recommendation cache and one without, driven by
+// the same random mix of requests and changes (feedback, user attributes,
+// hidden / deleted / new items, reloads), answer every request identically.
+TEST(Service, CachedAnswersEqualFreshOnes) {
+  for (const std::string model : {"itemknn", "content"}) {
+    SCOPED_TRACE(model);
+    TempDir dir;
+    auto open = [&](const std::string& name, int64_t cache) {
+      auto o = test_options(dir.file(name), model);
+      o.cache_size = cache;
+      auto svc = Service::open(o, core::null_monitor());
+      svc->upsert_items(world_items());
+      auto fb = world_feedback();
+      svc->insert_feedback(fb);
+      svc->reload(core::null_monitor());
+      return svc;
+    };
+    auto cached = open("cached.db", 64);  // small: evictions happen too
+    auto fresh = open("fresh.db", 0);
+    std::mt19937 rng(11);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
+    auto user = [&]() {
+      const int u = pick(44);
+      return u < 30 ? "uA" + std::to_string(u) : u < 40 ? "uB" + std::to_string(u - 30) : "new" + std::to_string(u - 40);
+    };
+    auto item = [&]() { return pick(2) ? item_a(pick(20)) : item_b(pick(20)); };
+    int64_t t = 100000;
+    int compared = 0;
+    std::vector<std::pair<std::string, RecommendOptions>> recent;
+    for (int step = 0; step < 600; ++step) {
+      const int op = pick(100);
+      if (op < 80) {  // a request, often repeated
+        RecommendOptions o;
+        std::string u;
+        if (!recent.empty() && pick(3) != 0) {  // repeat a recent request
+          std::tie(u, o) = recent[static_cast<size_t>(pick(static_cast<int>(recent.size())))];
+        } else {
+          o.k = 1 + pick(3) * 5;
+          o.exclude_seen = pick(4) != 0;
+          if (pick(5) == 0) o.category = pick(2) ? "A" : "B";
+          if (pick(6) == 0) o.exclude = {item(), "no-such-item"};
+          o.reasons = pick(8) == 0;
+          u = user();
+          recent.emplace_back(u, o);
+          if (recent.size() > 6) recent.erase(recent.begin());
+        }
+        ErrorCode c1{}, c2{};
+        RecommendResult r1, r2;
+        const auto e1 = error_of([&] { r1 = cached->recommend(u, o); }, &c1);
+        const auto e2 = error_of([&] { r2 = fresh->recommend(u, o); }, &c2);
+        ASSERT_EQ(e1, e2) << "step " << step;
+        ASSERT_EQ(r1.source, r2.source) << "step " << step;
+        ASSERT_EQ(r1.items.size(), r2.items.size()) << "step " << step;
+        for (size_t i = 0; i < r1.items.size(); ++i) {
+          ASSERT_EQ(r1.items[i].item, r2.items[i].item) << "step " << step << " rank " << i;
+          ASSERT_EQ(r1.items[i].score, r2.items[i].score) << "step " << step << " rank " << i;
+          ASSERT_EQ(r1.items[i].reason, r2.items[i].reason) << "step " << step << " rank " << i;
+        }
+        ++compared;
+      } else if (op < 90) {  // feedback, sometimes negative
+        // Often to a user whose list is cached.
+        const std::string u = !recent.empty() && pick(2) ? recent[static_cast<size_t>(pick(static_cast<int>(recent.size())))].first : user();
+        std::vector<store::FeedbackRecord> fb = {{u, item(), pick(5) ? "click" : "dislike", 1.0f, t++}};
+        cached->insert_feedback(fb);
+        fresh->insert_feedback(fb);
+      } else if (op < 92) {
+        std::vector<store::UserRecord> us = {{user(), {{"country", pick(2) ? "fr" : "de"}}, {}, 0}};
+        cached->upsert_users(us);
+        fresh->upsert_users(us);
+      } else if (op < 95) {  // hide / show an item or add a new one
+        store::ItemRecord rec;
+        rec.id = pick(3) ? item() : "n" + std::to_string(step);
+        rec.categories = {pick(2) ? "A" : "B"};
+        rec.text = "beta tale number " + std::to_string(pick(20));
+        rec.hidden = pick(3) == 0;
+        std::vector<store::ItemRecord> items = {rec};
+        cached->upsert_items(items);
+        fresh->upsert_items(items);
+      } else if (op < 97) {
+        std::vector<std::string> ids = {item()};
+        cached->delete_items(ids);
+        fresh->delete_items(ids);
+      } else if (op < 98) {
+        std::vector<std::string> ids = {user()};
+        cached->delete_users(ids);
+        fresh->delete_users(ids);
+      } else {
+        cached->reload(core::null_monitor());
+        fresh->reload(core::null_monitor());
+      }
+    }
+    EXPECT_GT(compared, 400);
+    const auto st = cached->stats();
+    EXPECT_GT(st.cache_hits, 20) << "repeated requests are served from the cache";
+    EXPECT_GT(st.cache_misses, 50);
+    EXPECT_EQ(fresh->stats().cache_hits, 0);
+  }
 }
 
 }  // namespace

@@ -22,9 +22,16 @@ class ExactIndex {
  public:
   // Copies the vectors. kInvalidArgument when dim < 1 or vectors.size() is
   // not a multiple of dim.
-  ExactIndex(std::span<const float> vectors, int32_t dim);
+  //
+  // On CPUs with AVX2 / F16C, large indexes also keep a half-precision copy:
+  // a search screens rows with it (half the memory traffic) and rescores in
+  // float32 every row whose score could reach the top k, using a bound on the
+  // rounding error. Results are the float32 results, bit for bit.
+  // `half_screening` false: float32 only.
+  ExactIndex(std::span<const float> vectors, int32_t dim, bool half_screening = true);
 
   int32_t size() const { return n_; }
+  bool half_screening() const { return !half_.empty(); }
   int32_t dim() const { return dim_; }
   // kInvalidArgument when query.size() != dim or k < 1; `exclude` sorted.
   std::vector<Hit> search(std::span<const float> query, int k, std::span<const int32_t> exclude = {}) const;
@@ -32,8 +39,13 @@ class ExactIndex {
   std::vector<std::vector<Hit>> search_batch(std::span<const float> queries, int k, int threads = 0) const;
 
  private:
+  std::vector<Hit> search_half(std::span<const float> query, int k, std::span<const int32_t> exclude) const;
   int32_t n_ = 0, dim_ = 0;
   std::vector<float> vectors_;
+  // Half-precision screening copy (empty: not used) and, per block of rows,
+  // the largest ||x - half(x)|| and the largest ||x||.
+  std::vector<uint16_t> half_;
+  std::vector<float> block_error_, block_norm_;
 };
 
 struct HnswOptions {

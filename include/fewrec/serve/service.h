@@ -82,6 +82,10 @@ struct ServiceOptions {
   int max_history = 200;
   int default_k = 10;
   int max_k = 1000;
+  // Recommendation lists kept for repeated requests (0 = none). An entry is
+  // used only while the user, the items and the model are unchanged, so a
+  // cached answer equals a fresh one.
+  int64_t cache_size = 100000;
   // Reasons: at most this many contributing items per recommendation, chosen
   // among the user's this-many most recent items.
   int reason_items = 3;
@@ -139,6 +143,7 @@ struct ServiceStats {
   double index_recall = -1;   // recall@10 of HNSW against exact (-1 = not measured)
   double last_train_seconds = 0;
   bool reloading = false;
+  int64_t cache_hits = 0, cache_misses = 0;
   std::string last_reload_error;
   nlohmann::json to_json() const;
 };
