@@ -16,5 +16,6 @@ void register_sasrec(ModelRegistry& registry);
 void register_two_tower(ModelRegistry& registry);
 void register_melu(ModelRegistry& registry);
 void register_content(ModelRegistry& registry);
+void register_meta_ranker(ModelRegistry& registry);
 
 }  // namespace fewrec::models

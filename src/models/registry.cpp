@@ -69,6 +69,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_two_tower(registry);
   register_melu(registry);
   register_content(registry);
+  register_meta_ranker(registry);
 }
 
 }  // namespace fewrec::models
