@@ -750,6 +750,7 @@ std::vector<store::FeedbackRecord> Service::user_feedback(const std::string& use
 struct Service::Query {
   std::vector<int32_t> history;  // service items with positive weight, time order
   std::vector<float> weights, values;
+  std::vector<int64_t> timestamps;  // 0 = unknown (anonymous contexts)
   std::vector<int32_t> exclude;  // service items
   std::optional<data::UserIndex> model_user;
   data::UserFeatures features;
@@ -785,6 +786,7 @@ RecommendResult Service::recommend(const std::string& user, const RecommendOptio
         q.history.push_back(e.item);
         q.weights.push_back(w);
         q.values.push_back(e.value);
+        q.timestamps.push_back(e.timestamp);
       }
       if (ro.exclude_seen || w <= 0) q.exclude.push_back(e.item);
     }
@@ -893,7 +895,9 @@ RecommendResult Service::run(Query& q, const RecommendOptions& ro, const std::sh
       if (m < 0) continue;
       data::Event ev;
       ev.item = m;
-      ev.timestamp = static_cast<int64_t>(i);
+      // The event's time when known (time-aware models read it; 0 = unknown,
+      // as for anonymous contexts). The history is in time order either way.
+      ev.timestamp = i < q.timestamps.size() ? q.timestamps[i] : 0;
       ev.value = q.values[i];
       ev.weight = q.weights[i];
       ctx.history.push_back(ev);

@@ -330,7 +330,7 @@ dislike = -1
 // the same random mix of requests and changes (feedback, user attributes,
 // hidden / deleted / new items, reloads), answer every request identically.
 TEST(Service, CachedAnswersEqualFreshOnes) {
-  for (const std::string model : {"itemknn", "content"}) {
+  for (const std::string model : {"itemknn", "content", "meta_ranker:tasks=20,rounds=1"}) {
     SCOPED_TRACE(model);
     TempDir dir;
     auto open = [&](const std::string& name, int64_t cache) {
