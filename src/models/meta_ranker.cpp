@@ -21,11 +21,21 @@
 //   9 log(1 + users whose first event on j came at position >= N of their
 //     history): what users go on to like after their first N events (early
 //     events are often the items a sign-up flow shows first)
+//  10 content-predicted popularity: the similarity-weighted mean of
+//     log(1 + popularity) over j's 20 nearest items by content
+//  11 the largest content cosine between j and one support item
 // The score is a weighted sum of the standardised signals, with one weight
 // vector per support-size bucket (N = 0, 1-2, 3-5, 6-10, 11+ by default), so
 // the trust in the user's own events can grow with N. Each bucket's weights
 // are found by coordinate ascent on the mean NDCG@10 of its simulated tasks
 // (the metric itself, not a surrogate), starting from popularity alone.
+// Items without any interaction (cold items) have none of the count signals
+// and get their own weight vector, fitted the same way on simulated
+// cold-item tasks: the newest `cold_fraction` of the items is treated as new
+// (their counts hidden), and each user's hidden items are ranked among all
+// hidden items from the user's other items, starting from content alone
+// (and staying there unless cold_rounds > 0). In a list mixing warm and cold
+// items, a cold item ranks below the typical warm item (see score_all_items).
 // While a task is built, every count is taken without the task user's own
 // events (leave-one-user-out), so its signals look like those of a real new
 // user, whose events are in no count. Signals 1 and 6 read the context's
@@ -37,6 +47,8 @@
 #include <limits>
 #include <numeric>
 #include <random>
+
+#include <fmt/ranges.h>
 
 #include "builtin.h"
 #include "common.h"
@@ -58,9 +70,12 @@ constexpr int64_t kNoTime = INT64_MIN;
 struct MetaRankerOptions {
   int tasks = 750;
   int rounds = 8;
+  int cold_rounds = 0;
   int min_query = 5;
   std::vector<int> buckets = {1, 3, 6, 11};
   int neighbours = 1000;
+  double cold_fraction = 0.2;
+  bool cold_newest = true;
   int64_t window = 30 * 86400;
   bool content = true;
   int signal = -1;
@@ -71,6 +86,11 @@ struct MetaRankerOptions {
     p.tasks = static_cast<int>(
         o.get_int("tasks", p.tasks, "simulated cold-start tasks per support-size bucket", 1, 1000000));
     p.rounds = static_cast<int>(o.get_int("rounds", p.rounds, "coordinate-ascent passes over the weights", 0, 1000));
+    p.cold_rounds = static_cast<int>(o.get_int(
+        "cold_rounds", p.cold_rounds,
+        "coordinate-ascent passes for the cold-item weights (0 = content alone: on ML-100K the learned cold weights "
+        "did not transfer from the simulated tasks to new items)",
+        0, 1000));
     p.min_query = static_cast<int>(o.get_int(
         "min_query", p.min_query, "a simulated task needs at least this many later items (its query)", 1, 1000000));
     const std::string b = o.get_string(
@@ -87,11 +107,18 @@ struct MetaRankerOptions {
     }
     p.neighbours = static_cast<int>(
         o.get_int("neighbours", p.neighbours, "co-occurring items kept per item (the most frequent)", 1, INT32_MAX));
+    p.cold_fraction = o.get_double("cold_fraction", p.cold_fraction,
+                                   "share of the items treated as new in the simulated cold-item tasks (0 = no cold "
+                                   "weights: cold items are scored like warm ones)",
+                                   0.0, 0.9);
+    p.cold_newest = o.get_choice("cold_items", "newest", {"newest", "random"},
+                                 "which items the simulated cold-item tasks hide: the newest by first event (new "
+                                 "items are new: recent titles, current topics) or random ones") == "newest";
     p.window = o.get_int("window", p.window,
                          "seconds before the context's last event whose events count as recent popularity", 1,
                          INT64_MAX);
     p.signal = static_cast<int>(o.get_int(
-        "signal", p.signal, "diagnostic: rank by this one signal (0-9, see the model's description) instead of the learned weights; -1 = learned", -1,
+        "signal", p.signal, "diagnostic: rank by this one signal (0-11, see the model's description) instead of the learned weights; -1 = learned", -1,
         kF - 1));
     p.content = o.get_bool("content", p.content, "use the TF-IDF content signal (needs item features)");
     p.item_features = hybrid::ColumnSelection::parse(
@@ -119,6 +146,8 @@ struct Task {
   // counts leave the user out.
   const std::vector<int64_t>* own = nullptr;
   const std::vector<int32_t>* own_pos = nullptr;  // per item: the user's first position on it
+  // Simulated cold-item tasks: items whose interactions are hidden.
+  const std::vector<uint8_t>* cold = nullptr;
 };
 
 class MetaRankerModel final : public Model {
@@ -184,6 +213,7 @@ class MetaRankerModel final : public Model {
         add_bag(f);
       }
     }
+    if (!space_.empty()) build_content_neighbours(static_cast<int32_t>(cn_off_.size()) - 1);
   }
 
   void save(core::ArtifactWriter& w, const std::string& p) const override {
@@ -204,6 +234,10 @@ class MetaRankerModel final : public Model {
       w.put_array<float>(p + "bag_w", bag_w_);
     }
     w.put_array<float>(p + "weights", weights_);
+    w.put_array<float>(p + "calib", calib_);
+    w.put_array<int64_t>(p + "cn_off", cn_off_);
+    w.put_array<int32_t>(p + "cn_item", cn_item_);
+    w.put_array<float>(p + "cn_sim", cn_sim_);
     w.put_array<float>(p + "mean", mean_);
     w.put_array<float>(p + "std", std_);
   }
@@ -244,14 +278,26 @@ class MetaRankerModel final : public Model {
       for (int32_t f : m->bag_id_)
         if (f < 0 || f >= m->space_.size()) bad("content features");
     }
-    m->weights_ = r.get_array<float>(p + "weights", (options.buckets.size() + 1) * kF);
+    m->weights_ = r.get_array<float>(p + "weights", (options.buckets.size() + 2) * kF);
+    m->calib_ = r.get_array<float>(p + "calib", (options.buckets.size() + 2) * 2);
+    m->cn_off_ = r.get_array<int64_t>(p + "cn_off");
+    m->cn_item_ = r.get_array<int32_t>(p + "cn_item");
+    m->cn_sim_ = r.get_array<float>(p + "cn_sim", m->cn_item_.size());
+    if (!m->cn_off_.empty()) {
+      if (m->cn_off_.size() != n + 1) bad("content neighbour offsets");
+      check_offsets(m->cn_off_, m->cn_item_.size(), "content neighbour offsets");
+      for (int32_t j : m->cn_item_)
+        if (j < 0 || static_cast<size_t>(j) >= n) bad("content neighbours");
+    }
     m->mean_ = r.get_array<float>(p + "mean", kF);
     m->std_ = r.get_array<float>(p + "std", kF);
-    for (const auto* v : {&m->weights_, &m->mean_, &m->std_})
+    for (const auto* v : {&m->weights_, &m->calib_, &m->mean_, &m->std_})
       for (float x : *v)
         if (!std::isfinite(x)) bad("weights");
     for (float x : m->std_)
       if (x <= 0) bad("signal scales");
+    for (size_t i = 1; i < m->calib_.size(); i += 2)
+      if (m->calib_[i] <= 0) bad("score scales");
     return m;
   }
 
@@ -264,8 +310,9 @@ class MetaRankerModel final : public Model {
             {"co_occurrence_pairs", nb_item_.size()},
             {"content_features", space_.size()},
             {"signals", {"popularity", "recent popularity", "cosine sum", "cosine max", "confidence", "content",
-                         "age", "log N", "timed", "later popularity"}},
-            {"weights_per_bucket", w},
+                         "age", "log N", "timed", "later popularity", "content-predicted popularity",
+                         "best content match"}},
+            {"weights_per_bucket_then_cold", w},
             {"train_ndcg_per_bucket", train_ndcg_}};
   }
 
@@ -390,14 +437,19 @@ class MetaRankerModel final : public Model {
   // --------------------------------------------------------------- content
   void build_content(const data::Catalogue& cat) {
     space_ = hybrid::FeatureSpace{};
+    cn_off_.clear();
+    cn_item_.clear();
+    cn_sim_.clear();
     bag_off_.assign(1, 0);
     bag_id_.clear();
     bag_w_.clear();
     if (!o_.content || cat.item_features.columns().empty()) return;
     std::vector<int32_t> rows(static_cast<size_t>(cat.items.size()));
     std::iota(rows.begin(), rows.end(), 0);
-    space_ = hybrid::FeatureSpace::build(cat.item_features, rows, o_.item_features, hybrid::VocabularyOptions{}, "item",
-                                         name());
+    hybrid::VocabularyOptions vocab;  // as the `content` model: every value, every word
+    vocab.min_df = 1;
+    vocab.max_vocab = 0;
+    space_ = hybrid::FeatureSpace::build(cat.item_features, rows, o_.item_features, vocab, "item", name());
     if (space_.empty()) return;
     std::vector<std::vector<int32_t>> bags(rows.size());
     std::vector<int64_t> df(static_cast<size_t>(space_.size()), 0);
@@ -410,6 +462,52 @@ class MetaRankerModel final : public Model {
     for (size_t f = 0; f < df.size(); ++f)
       idf_[f] = static_cast<float>(std::log((nd + 1.0) / (static_cast<double>(df[f]) + 1.0)) + 1.0);
     for (const auto& b : bags) add_bag(b);
+    build_content_neighbours(0);
+  }
+
+  // Rows from `first` on: each item's kContentNeighbours most similar items
+  // by content cosine (itself excluded). Features shared by more than
+  // kMaxDf items are skipped here (they say little and cost the most).
+  static constexpr int kContentNeighbours = 20;
+  static constexpr int64_t kMaxDf = 2000;
+  void build_content_neighbours(int32_t first) {
+    const int32_t n = static_cast<int32_t>(bag_off_.size()) - 1;
+    if (space_.empty()) return;
+    if (first == 0) cn_off_.assign(1, 0), cn_item_.clear(), cn_sim_.clear();
+    // Inverted index over every item's rows.
+    std::vector<std::vector<std::pair<int32_t, float>>> postings(static_cast<size_t>(space_.size()));
+    for (int32_t i = 0; i < n; ++i)
+      for (int64_t r = bag_off_[static_cast<size_t>(i)]; r < bag_off_[static_cast<size_t>(i) + 1]; ++r)
+        postings[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])].emplace_back(i, bag_w_[static_cast<size_t>(r)]);
+    std::vector<float> acc(static_cast<size_t>(n), 0.0f);
+    std::vector<int32_t> touched;
+    std::vector<std::pair<float, int32_t>> row;
+    for (int32_t j = first; j < n; ++j) {
+      touched.clear();
+      for (int64_t r = bag_off_[static_cast<size_t>(j)]; r < bag_off_[static_cast<size_t>(j) + 1]; ++r) {
+        const auto& post = postings[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])];
+        if (static_cast<int64_t>(post.size()) > kMaxDf) continue;
+        const float wj = bag_w_[static_cast<size_t>(r)];
+        for (const auto& [k, wk] : post) {
+          if (k == j) continue;
+          if (acc[static_cast<size_t>(k)] == 0.0f) touched.push_back(k);
+          acc[static_cast<size_t>(k)] += wj * wk;
+        }
+      }
+      row.clear();
+      for (int32_t k : touched) {
+        if (acc[static_cast<size_t>(k)] > 0) row.emplace_back(acc[static_cast<size_t>(k)], k);
+        acc[static_cast<size_t>(k)] = 0.0f;
+      }
+      const auto keep = std::min<size_t>(row.size(), kContentNeighbours);
+      std::partial_sort(row.begin(), row.begin() + static_cast<std::ptrdiff_t>(keep), row.end(),
+                        [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+      for (size_t r = 0; r < keep; ++r) {
+        cn_item_.push_back(row[r].second);
+        cn_sim_.push_back(row[r].first);
+      }
+      cn_off_.push_back(static_cast<int64_t>(cn_item_.size()));
+    }
   }
 
   // Appends an item's content row: idf weights, L2-normalised.
@@ -485,14 +583,37 @@ class MetaRankerModel final : public Model {
     return t_val_[static_cast<size_t>(b)];
   }
 
+  // Count of j as a task sees it: 0 when hidden (simulated cold), without
+  // the task user's own event.
+  float count_seen(const Task& task, ItemIndex j) const {
+    if (task.cold && (*task.cold)[static_cast<size_t>(j)]) return 0.0f;
+    const int64_t own = task.own ? (*task.own)[static_cast<size_t>(j)] : kNoTime;
+    return std::max(0.0f, count_[static_cast<size_t>(j)] - (own != kNoTime ? 1.0f : 0.0f));
+  }
+
+  // Cosine of the content vectors of two items (rows sorted by feature).
+  float content_cos(ItemIndex a, ItemIndex b) const {
+    int64_t i = bag_off_[static_cast<size_t>(a)], ie = bag_off_[static_cast<size_t>(a) + 1];
+    int64_t k = bag_off_[static_cast<size_t>(b)], ke = bag_off_[static_cast<size_t>(b) + 1];
+    float s = 0.0f;
+    while (i < ie && k < ke) {
+      const int32_t fi = bag_id_[static_cast<size_t>(i)], fk = bag_id_[static_cast<size_t>(k)];
+      if (fi == fk) s += bag_w_[static_cast<size_t>(i++)] * bag_w_[static_cast<size_t>(k++)];
+      else if (fi < fk) ++i;
+      else ++k;
+    }
+    return s;
+  }
+
   // The signals of candidate j; knn = {sum, max, confidence} when already
   // accumulated (score_all), else computed by lookups.
   void signals(const Task& task, ItemIndex j, const float* knn, float* x) const {
-    const int64_t own = task.own ? (*task.own)[static_cast<size_t>(j)] : kNoTime;
-    const float pop = std::max(0.0f, count_[static_cast<size_t>(j)] - (own != kNoTime ? 1.0f : 0.0f));
+    const bool hidden = task.cold && (*task.cold)[static_cast<size_t>(j)];
+    const int64_t own = task.own && !hidden ? (*task.own)[static_cast<size_t>(j)] : kNoTime;
+    const float pop = count_seen(task, j);
     x[0] = std::log1p(pop);
     const bool timed = task.t != kNoTime;
-    x[1] = timed ? std::log1p(recent(j, task.t, own)) : 0.0f;
+    x[1] = timed && !hidden ? std::log1p(recent(j, task.t, own)) : 0.0f;
     if (knn) {
       x[2] = knn[0];
       x[3] = knn[1];
@@ -501,7 +622,7 @@ class MetaRankerModel final : public Model {
       float sum = 0, mx = 0, conf = 0;
       for (ItemIndex s : task.support) {
         const bool mine = task.own != nullptr;  // training: s is the user's, so counts drop the user
-        float c = co(s, j) - (mine && own != kNoTime ? 1.0f : 0.0f);
+        float c = hidden ? 0.0f : co(s, j) - (mine && own != kNoTime ? 1.0f : 0.0f);
         const float ns = count_[static_cast<size_t>(s)] - (mine ? 1.0f : 0.0f);
         if (c <= 0 || ns <= 0 || pop <= 0) continue;
         const float sim = c / std::sqrt(ns * pop);
@@ -514,7 +635,7 @@ class MetaRankerModel final : public Model {
       x[4] = task.support.empty() ? 0.0f : conf / static_cast<float>(task.support.size());
     }
     x[5] = task.profile.empty() ? 0.0f : content_dot(task.profile, j);
-    const int64_t first = timed ? first_time(j, own) : kNoTime;
+    const int64_t first = timed && !hidden ? first_time(j, own) : kNoTime;
     if (first != kNoTime) {
       const double days = static_cast<double>(task.t - first) / 86400.0;
       x[6] = static_cast<float>(std::copysign(std::log1p(std::abs(days)), days));
@@ -523,13 +644,28 @@ class MetaRankerModel final : public Model {
     }
     x[7] = std::log1p(static_cast<float>(task.n_events));
     x[8] = timed ? 1.0f : 0.0f;
-    {
+    if (hidden) {
+      x[9] = 0.0f;
+    } else {
       const auto b = p_val_.begin() + t_off_[static_cast<size_t>(j)];
       const auto e = p_val_.begin() + t_off_[static_cast<size_t>(j) + 1];
       float later = static_cast<float>(e - std::lower_bound(b, e, task.n_events));
       if (own != kNoTime && (*task.own_pos)[static_cast<size_t>(j)] >= task.n_events) later -= 1.0f;
       x[9] = std::log1p(std::max(0.0f, later));
     }
+    // Content-predicted popularity and the best single content match.
+    float num = 0.0f, den = 0.0f;
+    if (!cn_off_.empty())
+      for (int64_t r = cn_off_[static_cast<size_t>(j)]; r < cn_off_[static_cast<size_t>(j) + 1]; ++r) {
+        const float sim = cn_sim_[static_cast<size_t>(r)];
+        num += sim * std::log1p(count_seen(task, cn_item_[static_cast<size_t>(r)]));
+        den += sim;
+      }
+    x[10] = den > 0 ? num / den : 0.0f;
+    float best = 0.0f;
+    if (!space_.empty())
+      for (ItemIndex s : task.support) best = std::max(best, content_cos(j, s));
+    x[11] = best;
   }
 
   // Scores every item for a (non-training) task.
@@ -552,15 +688,32 @@ class MetaRankerModel final : public Model {
       }
     }
     const float inv = task.support.empty() ? 0.0f : 1.0f / static_cast<float>(task.support.size());
-    const float* w = weights_.data() + static_cast<size_t>(o_.bucket_of(task.n_events)) * kF;
+    const int b = o_.bucket_of(task.n_events);
+    const float* w = weights_.data() + static_cast<size_t>(b) * kF;
+    const float* wc = weights_.data() + static_cast<size_t>(cold_bucket()) * kF;
+    const bool cold_weights = o_.cold_fraction > 0;
+    // Cold score -> warm scale: its z-score under the cold distribution,
+    // squashed into (mean - 1.5 std, mean - 0.5 std) of this bucket's warm
+    // scores: in a mixed list a cold item ranks below the typical warm item
+    // (nothing is known of it but its content), and cold items keep their
+    // order among themselves.
+    const float cm = calib_[2 * static_cast<size_t>(cold_bucket())], cs = calib_[2 * static_cast<size_t>(cold_bucket()) + 1];
+    const float wm = calib_[2 * static_cast<size_t>(b)], ws = calib_[2 * static_cast<size_t>(b) + 1];
     float x[kF];
     for (int32_t j = 0; j < n; ++j) {
       float* k = knn.data() + static_cast<size_t>(j) * 3;
       k[2] *= inv;
       signals(task, j, k, x);
-      out[static_cast<size_t>(j)] = o_.signal >= 0 ? x[o_.signal] : combine(x, w);
+      if (o_.signal >= 0)
+        out[static_cast<size_t>(j)] = x[o_.signal];
+      else if (cold_weights && count_[static_cast<size_t>(j)] <= 0)
+        out[static_cast<size_t>(j)] = wm - ws + 0.5f * ws * std::tanh((combine(x, wc) - cm) / cs);
+      else
+        out[static_cast<size_t>(j)] = combine(x, w);
     }
   }
+
+  int cold_bucket() const { return static_cast<int>(o_.buckets.size()) + 1; }
 
   // Weighted sum of the standardised signals.
   float combine(const float* x, const float* w) const {
@@ -589,12 +742,22 @@ class MetaRankerModel final : public Model {
     }
   }
 
-  // A simulated task: the signals of every item (row-major [n x kF]; support
-  // items flagged) and the query items.
+  // A simulated task: the signals of its candidates (row-major
+  // [candidates x kF]) and the query items.
   struct SimTask {
     std::vector<float> x;
-    std::vector<ItemIndex> query;    // distinct, not in the support
-    std::vector<ItemIndex> support;  // excluded from the ranking
+    std::vector<ItemIndex> candidates;  // empty: every item
+    std::vector<ItemIndex> query;       // distinct, not in the support
+    std::vector<ItemIndex> support;     // excluded from the ranking
+    std::vector<uint8_t> relevant;      // per row: in the query
+    void finish() {
+      const size_t rows = x.size() / kF;
+      relevant.assign(rows, 0);
+      for (size_t r = 0; r < rows; ++r) {
+        const ItemIndex item = candidates.empty() ? static_cast<ItemIndex>(r) : candidates[r];
+        relevant[r] = std::binary_search(query.begin(), query.end(), item) ? 1 : 0;
+      }
+    }
   };
 
   // Mean NDCG@10 of `tasks` under weights w (over standardised signals).
@@ -602,27 +765,32 @@ class MetaRankerModel final : public Model {
               std::vector<ItemIndex>& order) const {
     constexpr int kTop = 10;
     double total = 0;
-    const int32_t n = num_items();
     for (const auto& t : tasks) {
-      scores.resize(static_cast<size_t>(n));
-      for (int32_t j = 0; j < n; ++j) {
+      const auto rows = static_cast<int32_t>(t.x.size() / kF);
+      scores.resize(static_cast<size_t>(rows));
+      for (int32_t j = 0; j < rows; ++j) {
         const float* x = t.x.data() + static_cast<size_t>(j) * kF;
         float y = 0.0f;
         for (int f = 0; f < kF; ++f) y += w[f] * x[f];
         scores[static_cast<size_t>(j)] = y;
       }
-      for (ItemIndex sI : t.support) scores[static_cast<size_t>(sI)] = -std::numeric_limits<float>::infinity();
-      order.resize(static_cast<size_t>(n));
+      if (t.candidates.empty())
+        for (ItemIndex sI : t.support) scores[static_cast<size_t>(sI)] = -std::numeric_limits<float>::infinity();
+      order.resize(static_cast<size_t>(rows));
       std::iota(order.begin(), order.end(), 0);
       const auto top = std::min<size_t>(kTop, order.size());
       std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
                         [&](ItemIndex a, ItemIndex b) {
+                          // Ties put relevant items last (as the evaluator
+                          // does), so weights cannot win by the tie order.
                           const float sa = scores[static_cast<size_t>(a)], sb = scores[static_cast<size_t>(b)];
-                          return sa > sb || (sa == sb && a < b);
+                          if (sa != sb) return sa > sb;
+                          const uint8_t ra = t.relevant[static_cast<size_t>(a)], rb = t.relevant[static_cast<size_t>(b)];
+                          return ra != rb ? ra < rb : a < b;
                         });
       double dcg = 0, ideal = 0;
       for (size_t r = 0; r < top; ++r) {
-        if (std::binary_search(t.query.begin(), t.query.end(), order[r])) dcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+        if (t.relevant[static_cast<size_t>(order[r])]) dcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
         if (r < t.query.size()) ideal += 1.0 / std::log2(static_cast<double>(r) + 2.0);
       }
       total += ideal > 0 ? dcg / ideal : 0.0;
@@ -637,9 +805,12 @@ class MetaRankerModel final : public Model {
     const int nb = static_cast<int>(o_.buckets.size()) + 1;
     mean_.assign(kF, 0.0f);
     std_.assign(kF, 1.0f);
-    weights_.assign(static_cast<size_t>(nb) * kF, 0.0f);
+    weights_.assign(static_cast<size_t>(nb + 1) * kF, 0.0f);
     for (int b = 0; b < nb; ++b) weights_[static_cast<size_t>(b) * kF] = 1.0f;  // popularity alone
-    train_ndcg_.assign(static_cast<size_t>(nb), 0.0);
+    weights_[static_cast<size_t>(nb) * kF + 5] = 1.0f;                          // cold items: content alone
+    calib_.assign(static_cast<size_t>(nb + 1) * 2, 1.0f);
+    for (size_t i = 0; i < calib_.size(); i += 2) calib_[i] = 0.0f;
+    train_ndcg_.assign(static_cast<size_t>(nb + 1), 0.0);
     const auto off = train.user_offsets();
     const auto items = train.item_column();
     const auto times = train.timestamp_column();
@@ -647,7 +818,7 @@ class MetaRankerModel final : public Model {
     // Tasks per bucket, bounded so their signals stay within ~256 MB.
     const int64_t budget = (int64_t{256} << 20) / (static_cast<int64_t>(n) * kF * 4 * nb);
     const int per_bucket = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(o_.tasks, budget)));
-    std::vector<std::vector<SimTask>> tasks(static_cast<size_t>(nb));
+    std::vector<std::vector<SimTask>> tasks(static_cast<size_t>(nb + 1));
     std::vector<int64_t> own(static_cast<size_t>(n), kNoTime);
     std::vector<int32_t> users(static_cast<size_t>(train.num_users()));
     std::iota(users.begin(), users.end(), 0);
@@ -683,7 +854,60 @@ class MetaRankerModel final : public Model {
         st.x.resize(static_cast<size_t>(n) * kF);
         for (int32_t j = 0; j < n; ++j) signals(task, j, nullptr, st.x.data() + static_cast<size_t>(j) * kF);
         mark(train, u, own, false);
+        st.finish();
         if (!st.query.empty()) tasks[static_cast<size_t>(b)].push_back(std::move(st));
+      }
+    }
+    // Simulated cold-item tasks: a random share of the items with
+    // interactions is hidden; a user's hidden items are ranked among all
+    // hidden items from the user's other items.
+    if (o_.cold_fraction > 0) {
+      std::vector<ItemIndex> warm;
+      for (int32_t j = 0; j < n; ++j)
+        if (count_[static_cast<size_t>(j)] > 0) warm.push_back(j);
+      std::shuffle(warm.begin(), warm.end(), rng);
+      if (o_.cold_newest)  // newest first event first
+        std::stable_sort(warm.begin(), warm.end(), [&](ItemIndex a, ItemIndex b) {
+          return t_val_[static_cast<size_t>(t_off_[static_cast<size_t>(a)])] >
+                 t_val_[static_cast<size_t>(t_off_[static_cast<size_t>(b)])];
+        });
+      warm.resize(static_cast<size_t>(std::llround(o_.cold_fraction * static_cast<double>(warm.size()))));
+      std::sort(warm.begin(), warm.end());
+      std::vector<uint8_t> hidden(static_cast<size_t>(n), 0);
+      for (ItemIndex j : warm) hidden[static_cast<size_t>(j)] = 1;
+      std::shuffle(users.begin(), users.end(), rng);
+      auto& ct = tasks[static_cast<size_t>(nb)];
+      const int64_t cold_budget = (int64_t{64} << 20) / std::max<int64_t>(1, static_cast<int64_t>(warm.size()) * kF * 4);
+      const int max_cold = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(o_.tasks, cold_budget)));
+      for (int32_t u : users) {
+        if (warm.empty() || static_cast<int>(ct.size()) >= max_cold) break;
+        const int64_t b0 = off[static_cast<size_t>(u)], b1 = off[static_cast<size_t>(u) + 1];
+        Task task;
+        SimTask st;
+        for (int64_t r = b0; r < b1; ++r) {
+          const ItemIndex i = items[static_cast<size_t>(r)];
+          if (hidden[static_cast<size_t>(i)]) {
+            st.query.push_back(i);
+          } else if (std::find(task.support.begin(), task.support.end(), i) == task.support.end()) {
+            task.support.push_back(i);
+            if (times[static_cast<size_t>(r)] > 0) task.t = std::max(task.t, times[static_cast<size_t>(r)]);
+          }
+        }
+        if (st.query.empty() || task.support.empty()) continue;
+        task.n_events = static_cast<int>(task.support.size());
+        mark(train, u, own, true);
+        fill_profile(task);
+        task.own = &own;
+        task.own_pos = &own_pos_;
+        task.cold = &hidden;
+        std::sort(st.query.begin(), st.query.end());
+        st.query.erase(std::unique(st.query.begin(), st.query.end()), st.query.end());
+        st.candidates = warm;
+        st.x.resize(warm.size() * kF);
+        for (size_t c = 0; c < warm.size(); ++c) signals(task, warm[c], nullptr, st.x.data() + c * kF);
+        mark(train, u, own, false);
+        st.finish();
+        ct.push_back(std::move(st));
       }
     }
     // Standardisation over every task's signals.
@@ -713,8 +937,8 @@ class MetaRankerModel final : public Model {
     }
     // Coordinate ascent per bucket, in parallel over buckets.
     const std::vector<float> steps = {-2.0f, -1.0f, -0.5f, -0.25f, -0.1f, -0.05f, 0.05f, 0.1f, 0.25f, 0.5f, 1.0f, 2.0f};
-    std::vector<double> start(static_cast<size_t>(nb));
-    core::parallel_for(0, nb, options.threads, [&](int64_t b0, int64_t b1, int) {
+    std::vector<double> start(static_cast<size_t>(nb + 1));
+    core::parallel_for(0, nb + 1, options.threads, [&](int64_t b0, int64_t b1, int) {
       std::vector<float> scores;
       std::vector<ItemIndex> order;
       for (int64_t b = b0; b < b1; ++b) {
@@ -723,7 +947,8 @@ class MetaRankerModel final : public Model {
         double best = ndcg(bt, w, scores, order);
         start[static_cast<size_t>(b)] = best;
         std::vector<float> trial(w, w + kF);
-        for (int round = 0; round < o_.rounds && !bt.empty(); ++round) {
+        const int rounds = b == nb ? o_.cold_rounds : o_.rounds;
+        for (int round = 0; round < rounds && !bt.empty(); ++round) {
           bool improved = false;
           for (int f = 0; f < kF; ++f) {
             float best_w = w[f];
@@ -742,8 +967,43 @@ class MetaRankerModel final : public Model {
           if (!improved) break;
         }
         train_ndcg_[static_cast<size_t>(b)] = best;
+        // Score distribution on the bucket's tasks (support items left out),
+        // for mapping cold scores onto the warm scale.
+        double sum = 0, sq = 0, cnt = 0;
+        for (const auto& t : bt) {
+          std::vector<uint8_t> skip;
+          if (t.candidates.empty()) {
+            skip.assign(t.x.size() / kF, 0);
+            for (ItemIndex sI : t.support) skip[static_cast<size_t>(sI)] = 1;
+          }
+          for (size_t r = 0; r * kF < t.x.size(); ++r) {
+            if (!skip.empty() && skip[r]) continue;
+            double y = 0;
+            for (int f = 0; f < kF; ++f) y += w[f] * t.x[r * kF + static_cast<size_t>(f)];
+            sum += y;
+            sq += y * y;
+            cnt += 1;
+          }
+        }
+        if (cnt > 0) {
+          const double m = sum / cnt, v = sq / cnt - m * m;
+          calib_[2 * static_cast<size_t>(b)] = static_cast<float>(m);
+          calib_[2 * static_cast<size_t>(b) + 1] = static_cast<float>(v > 1e-12 ? std::sqrt(v) : 1.0);
+        }
       }
     }, 1);
+    monitor.info(fmt::format("meta_ranker: cold items: {} simulated tasks, NDCG@10 {:.4f} (content alone {:.4f}); "
+                             "weights [{:.2f}], score scale {:.3f} +- {:.3f}",
+                             tasks[static_cast<size_t>(nb)].size(), train_ndcg_[static_cast<size_t>(nb)],
+                             start[static_cast<size_t>(nb)],
+                             fmt::join(weights_.begin() + static_cast<std::ptrdiff_t>(nb) * kF, weights_.end(), ", "),
+                             calib_[2 * static_cast<size_t>(nb)], calib_[2 * static_cast<size_t>(nb) + 1]));
+    monitor.info(fmt::format("meta_ranker: cold items: {} simulated tasks, NDCG@10 {:.4f} (content alone {:.4f}); "
+                             "weights [{:.2f}], score scale {:.3f} +- {:.3f}",
+                             tasks[static_cast<size_t>(nb)].size(), train_ndcg_[static_cast<size_t>(nb)],
+                             start[static_cast<size_t>(nb)],
+                             fmt::join(weights_.begin() + static_cast<std::ptrdiff_t>(nb) * kF, weights_.end(), ", "),
+                             calib_[2 * static_cast<size_t>(nb)], calib_[2 * static_cast<size_t>(nb) + 1]));
     for (int b = 0; b < nb; ++b) {
       const int lo = b == 0 ? 0 : o_.buckets[static_cast<size_t>(b) - 1];
       const std::string range = b + 1 < nb ? (o_.buckets[static_cast<size_t>(b)] - 1 == lo
@@ -770,7 +1030,11 @@ class MetaRankerModel final : public Model {
   std::vector<int64_t> bag_off_{0};
   std::vector<int32_t> bag_id_;
   std::vector<float> bag_w_;
-  std::vector<float> weights_;      // [buckets x kF] over standardised signals
+  std::vector<int64_t> cn_off_;     // content neighbours (CSR; empty: none)
+  std::vector<int32_t> cn_item_;
+  std::vector<float> cn_sim_;
+  std::vector<float> weights_;      // [(buckets + 1) x kF] over standardised signals; the last: cold items
+  std::vector<float> calib_;        // per weight vector: mean and std of its scores on its simulated tasks
   std::vector<float> mean_, std_;   // standardisation of the signals
   std::vector<double> train_ndcg_;  // per bucket, on its simulated tasks
   std::vector<int32_t> own_pos_;    // training scratch

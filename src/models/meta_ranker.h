@@ -19,6 +19,6 @@ std::vector<float> meta_ranker_task_signals(Model& model, const data::Dataset& t
                                             int n_support);
 // Signals [num_items x signals] of a context, as adapt() computes them.
 std::vector<float> meta_ranker_context_signals(const Model& model, const data::UserContext& context);
-inline constexpr int kMetaRankerSignals = 10;
+inline constexpr int kMetaRankerSignals = 12;
 
 }  // namespace fewrec::models

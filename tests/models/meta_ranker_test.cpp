@@ -117,7 +117,7 @@ TEST(MetaRanker, BadOptionsAreClearErrors) {
   EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("meta_ranker:buckets=3+2")); },
                        ErrorCode::kInvalidArgument),
               HasSubstr("option `buckets` must be increasing"));
-  EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("meta_ranker:signal=10")); },
+  EXPECT_THAT(error_of([] { model_registry().create(ModelSpec::parse("meta_ranker:signal=12")); },
                        ErrorCode::kInvalidArgument),
               HasSubstr("signal"));
   const auto ds = world(50, 40);
