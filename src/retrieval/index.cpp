@@ -172,6 +172,32 @@ void block_scores(const float* rows, int32_t n, int32_t dim, const float* q, flo
   Eigen::Map<Eigen::VectorXf>(out, n).noalias() = block * qv;
 }
 
+// The best k hits seen so far: a min-heap with the worst on top, and the
+// score a new hit must reach (-inf until k hits are in).
+struct TopK {
+  explicit TopK(int k) : k(static_cast<size_t>(k)) { heap.reserve(this->k + 1); }
+  static bool worse_on_top(const Hit& a, const Hit& b) { return better(a, b); }
+  void push(const Hit& h) {
+    if (heap.size() < k) {
+      heap.push_back(h);
+      std::push_heap(heap.begin(), heap.end(), worse_on_top);
+      if (heap.size() == k) worst = heap.front().second;
+    } else if (better(h, heap.front())) {
+      std::pop_heap(heap.begin(), heap.end(), worse_on_top);
+      heap.back() = h;
+      std::push_heap(heap.begin(), heap.end(), worse_on_top);
+      worst = heap.front().second;
+    }
+  }
+  std::vector<Hit> sorted() && {
+    std::sort(heap.begin(), heap.end(), better);
+    return std::move(heap);
+  }
+  size_t k;
+  std::vector<Hit> heap;
+  float worst = -std::numeric_limits<float>::infinity();
+};
+
 }  // namespace
 
 constexpr int32_t kBlock = 256;  // rows scored at a time
@@ -210,39 +236,25 @@ std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::sp
   check_query(query, dim_, k, "exact index");
   if (!half_.empty()) return search_half(query, k, exclude);
   // Scores in blocks of rows (cache-friendly), a bounded min-heap of the best k.
-  std::vector<Hit> heap;
-  heap.reserve(static_cast<size_t>(k) + 1);
-  auto worse_on_top = [](const Hit& a, const Hit& b) { return better(a, b); };
+  TopK top(k);
   float scores[kBlock];
   int32_t cand[kBlock];
   const size_t d = static_cast<size_t>(dim_);
   size_t next_ex = 0;  // walks the sorted exclusions alongside the rows
-  float worst = -std::numeric_limits<float>::infinity();  // heap front once the heap is full
   for (int32_t b0 = 0; b0 < n_; b0 += kBlock) {
     const int32_t b1 = std::min(n_, b0 + kBlock);
     block_scores(vectors_.data() + static_cast<size_t>(b0) * d, b1 - b0, dim_, query.data(), scores);
-    const int32_t nc = candidates(scores, b1 - b0, worst, cand);
+    const int32_t nc = candidates(scores, b1 - b0, top.worst, cand);
     for (int32_t c = 0; c < nc; ++c) {
       const int32_t i = b0 + cand[c];
       const float sc = scores[cand[c]];
-      if (sc < worst) continue;  // the bar rose inside this block
+      if (sc < top.worst) continue;  // the bar rose inside this block
       while (next_ex < exclude.size() && exclude[next_ex] < i) ++next_ex;
       if (next_ex < exclude.size() && exclude[next_ex] == i) continue;
-      const Hit h{i, sc};
-      if (heap.size() < static_cast<size_t>(k)) {
-        heap.push_back(h);
-        std::push_heap(heap.begin(), heap.end(), worse_on_top);
-        if (heap.size() == static_cast<size_t>(k)) worst = heap.front().second;
-      } else if (better(h, heap.front())) {
-        std::pop_heap(heap.begin(), heap.end(), worse_on_top);
-        heap.back() = h;
-        std::push_heap(heap.begin(), heap.end(), worse_on_top);
-        worst = heap.front().second;
-      }
+      top.push(Hit{i, sc});
     }
   }
-  std::sort(heap.begin(), heap.end(), better);
-  return heap;
+  return std::move(top).sorted();
 }
 
 // Screens each block with the half-precision rows. With e the block's
@@ -252,9 +264,7 @@ std::vector<Hit> ExactIndex::search(std::span<const float> query, int k, std::sp
 // row grouping as search(), so scores are identical) unless its screened
 // score is below the current k-th best by more than that.
 std::vector<Hit> ExactIndex::search_half(std::span<const float> query, int k, std::span<const int32_t> exclude) const {
-  std::vector<Hit> heap;
-  heap.reserve(static_cast<size_t>(k) + 1);
-  auto worse_on_top = [](const Hit& a, const Hit& b) { return better(a, b); };
+  TopK top(k);
   float approx[kBlock], group[8];
   int32_t cand[kBlock];
   int32_t group_start = -1;
@@ -264,17 +274,16 @@ std::vector<Hit> ExactIndex::search_half(std::span<const float> query, int k, st
   const float qnorm = static_cast<float>(std::sqrt(qn));
   const float gamma = 2.0f * static_cast<float>(dim_ + 8) * std::numeric_limits<float>::epsilon();
   size_t next_ex = 0;
-  float worst = -std::numeric_limits<float>::infinity();
   for (int32_t b0 = 0; b0 < n_; b0 += kBlock) {
     const int32_t b1 = std::min(n_, b0 + kBlock);
     const auto blk = static_cast<size_t>(b0 / kBlock);
     block_scores_half(half_.data() + static_cast<size_t>(b0) * d, b1 - b0, dim_, query.data(), approx);
     // Bound, padded by 1% and an absolute epsilon against its own rounding.
     const float slack = 1.01f * qnorm * (block_error_[blk] + 2.0f * gamma * block_norm_[blk]) + 1e-30f;
-    const int32_t nc = candidates(approx, b1 - b0, worst - slack, cand);
+    const int32_t nc = candidates(approx, b1 - b0, top.worst - slack, cand);
     for (int32_t c = 0; c < nc; ++c) {
       const int32_t i = b0 + cand[c];
-      if (approx[cand[c]] < worst - slack) continue;  // the bar rose inside this block
+      if (approx[cand[c]] < top.worst - slack) continue;  // the bar rose inside this block
       while (next_ex < exclude.size() && exclude[next_ex] < i) ++next_ex;
       if (next_ex < exclude.size() && exclude[next_ex] == i) continue;
       // The float32 score, computed exactly as search() computes it.
@@ -289,22 +298,11 @@ std::vector<Hit> ExactIndex::search_half(std::span<const float> query, int k, st
       } else {
         block_scores(vectors_.data() + static_cast<size_t>(i) * d, 1, dim_, query.data(), &sc);
       }
-      if (sc < worst) continue;
-      const Hit h{i, sc};
-      if (heap.size() < static_cast<size_t>(k)) {
-        heap.push_back(h);
-        std::push_heap(heap.begin(), heap.end(), worse_on_top);
-        if (heap.size() == static_cast<size_t>(k)) worst = heap.front().second;
-      } else if (better(h, heap.front())) {
-        std::pop_heap(heap.begin(), heap.end(), worse_on_top);
-        heap.back() = h;
-        std::push_heap(heap.begin(), heap.end(), worse_on_top);
-        worst = heap.front().second;
-      }
+      if (sc < top.worst) continue;
+      top.push(Hit{i, sc});
     }
   }
-  std::sort(heap.begin(), heap.end(), better);
-  return heap;
+  return std::move(top).sorted();
 }
 
 std::vector<std::vector<Hit>> ExactIndex::search_batch(std::span<const float> queries, int k, int threads) const {

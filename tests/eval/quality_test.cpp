@@ -53,6 +53,17 @@ data::Dataset synthetic() {
   return data::make_synthetic(s);
 }
 
+// 20% of the users held out, support = their first 5 events.
+data::Split five_shot_split(int min_history = 0) {
+  data::SplitOptions so;
+  so.kind = data::SplitKind::kColdUsers;
+  so.cold_user_fraction = 0.2;
+  so.shots = 5;
+  so.min_history = min_history;
+  so.seed = 42;
+  return data::make_split(synthetic(), so);
+}
+
 TEST(Quality, ItemKnnBeatsPopularityOnWarmUsers) {
   auto ds = synthetic();
   data::SplitOptions so;
@@ -72,13 +83,7 @@ TEST(Quality, ItemKnnBeatsPopularityOnWarmUsers) {
 }
 
 TEST(Quality, ItemKnnBeatsPopularityOnFiveShotColdUsers) {
-  auto ds = synthetic();
-  data::SplitOptions so;
-  so.kind = data::SplitKind::kColdUsers;
-  so.cold_user_fraction = 0.2;
-  so.shots = 5;
-  so.seed = 42;
-  auto split = data::make_split(ds, so);
+  auto split = five_shot_split();
   auto pop = run(split, "popularity");
   // Cold users are new users: itemknn scores from the 5 support items only.
   // alpha 0.8 (asymmetric cosine) leans towards popular neighbours, which
@@ -98,14 +103,7 @@ TEST(Quality, ItemKnnBeatsPopularityOnFiveShotColdUsers) {
 // (data seeds 7 / 8, users with >= 11 events): popularity 0.359 / 0.315,
 // meta_ranker 0.612 / 0.515, itemknn:alpha=0.8 0.611 / 0.528.
 TEST(Quality, MetaRankerBeatsPopularityOnFiveShotColdUsers) {
-  auto ds = synthetic();
-  data::SplitOptions so;
-  so.kind = data::SplitKind::kColdUsers;
-  so.cold_user_fraction = 0.2;
-  so.shots = 5;
-  so.min_history = 11;
-  so.seed = 42;
-  auto split = data::make_split(ds, so);
+  auto split = five_shot_split(11);
   auto pop = run(split, "popularity");
   auto meta = run(split, "meta_ranker");
   std::printf("cold 5-shot: popularity ndcg@10 %.4f | meta_ranker ndcg@10 %.4f\n", pop.ndcg, meta.ndcg);
