@@ -760,39 +760,59 @@ class MetaRankerModel final : public Model {
     }
   };
 
-  // Mean NDCG@10 of `tasks` under weights w (over standardised signals).
-  double ndcg(const std::vector<SimTask>& tasks, const float* w, std::vector<float>& scores,
-              std::vector<ItemIndex>& order) const {
-    constexpr int kTop = 10;
-    double total = 0;
-    for (const auto& t : tasks) {
-      const auto rows = static_cast<int32_t>(t.x.size() / kF);
-      scores.resize(static_cast<size_t>(rows));
-      for (int32_t j = 0; j < rows; ++j) {
-        const float* x = t.x.data() + static_cast<size_t>(j) * kF;
+  // Per task, the score of every row under weights w (support rows -inf).
+  static void base_scores(const std::vector<SimTask>& tasks, const float* w, std::vector<std::vector<float>>& base) {
+    base.resize(tasks.size());
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& t = tasks[i];
+      const size_t rows = t.x.size() / kF;
+      auto& b = base[i];
+      b.resize(rows);
+      for (size_t j = 0; j < rows; ++j) {
+        const float* x = t.x.data() + j * kF;
         float y = 0.0f;
         for (int f = 0; f < kF; ++f) y += w[f] * x[f];
-        scores[static_cast<size_t>(j)] = y;
+        b[j] = y;
       }
       if (t.candidates.empty())
-        for (ItemIndex sI : t.support) scores[static_cast<size_t>(sI)] = -std::numeric_limits<float>::infinity();
-      order.resize(static_cast<size_t>(rows));
-      std::iota(order.begin(), order.end(), 0);
-      const auto top = std::min<size_t>(kTop, order.size());
-      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(top), order.end(),
-                        [&](ItemIndex a, ItemIndex b) {
-                          // Ties put relevant items last (as the evaluator
-                          // does), so weights cannot win by the tie order.
-                          const float sa = scores[static_cast<size_t>(a)], sb = scores[static_cast<size_t>(b)];
-                          if (sa != sb) return sa > sb;
-                          const uint8_t ra = t.relevant[static_cast<size_t>(a)], rb = t.relevant[static_cast<size_t>(b)];
-                          return ra != rb ? ra < rb : a < b;
-                        });
-      double dcg = 0, ideal = 0;
-      for (size_t r = 0; r < top; ++r) {
-        if (t.relevant[static_cast<size_t>(order[r])]) dcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
-        if (r < t.query.size()) ideal += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+        for (ItemIndex sI : t.support) b[static_cast<size_t>(sI)] = -std::numeric_limits<float>::infinity();
+    }
+  }
+
+  // Mean NDCG@10 of `tasks` when signal f's weight moves by `delta` from the
+  // weights behind `base` (delta 0: those weights). One pass per task keeps
+  // the ten best rows; ties put relevant rows last (as the evaluator does),
+  // so weights cannot win by the tie order.
+  static double ndcg(const std::vector<SimTask>& tasks, const std::vector<std::vector<float>>& base, int f,
+                     float delta) {
+    constexpr size_t kTop = 10;
+    double total = 0;
+    std::pair<float, int32_t> best[kTop + 1];
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const auto& t = tasks[i];
+      const auto& b = base[i];
+      auto worse = [&](const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& c) {
+        if (a.first != c.first) return a.first < c.first;
+        const uint8_t ra = t.relevant[static_cast<size_t>(a.second)], rc = t.relevant[static_cast<size_t>(c.second)];
+        return ra != rc ? ra > rc : a.second > c.second;
+      };
+      size_t filled = 0;
+      for (size_t j = 0; j < b.size(); ++j) {
+        const std::pair<float, int32_t> cand{b[j] + delta * t.x[j * kF + static_cast<size_t>(f)], static_cast<int32_t>(j)};
+        if (filled == kTop && !worse(best[kTop - 1], cand)) continue;
+        size_t pos = filled < kTop ? filled++ : kTop - 1;  // insertion into the sorted buffer
+        while (pos > 0 && worse(best[pos - 1], cand)) {
+          best[pos] = best[pos - 1];
+          --pos;
+        }
+        best[pos] = cand;
       }
+      double dcg = 0, ideal = 0;
+      for (size_t r = 0; r < filled; ++r) {
+        if (best[r].first == -std::numeric_limits<float>::infinity()) break;
+        if (t.relevant[static_cast<size_t>(best[r].second)]) dcg += 1.0 / std::log2(static_cast<double>(r) + 2.0);
+      }
+      for (size_t r = 0; r < std::min(kTop, t.query.size()); ++r) ideal += 1.0 / std::log2(static_cast<double>(r) + 2.0);
       total += ideal > 0 ? dcg / ideal : 0.0;
     }
     return tasks.empty() ? 0.0 : total / static_cast<double>(tasks.size());
@@ -939,30 +959,30 @@ class MetaRankerModel final : public Model {
     const std::vector<float> steps = {-2.0f, -1.0f, -0.5f, -0.25f, -0.1f, -0.05f, 0.05f, 0.1f, 0.25f, 0.5f, 1.0f, 2.0f};
     std::vector<double> start(static_cast<size_t>(nb + 1));
     core::parallel_for(0, nb + 1, options.threads, [&](int64_t b0, int64_t b1, int) {
-      std::vector<float> scores;
-      std::vector<ItemIndex> order;
+      std::vector<std::vector<float>> base;
       for (int64_t b = b0; b < b1; ++b) {
         const auto& bt = tasks[static_cast<size_t>(b)];
         float* w = weights_.data() + static_cast<size_t>(b) * kF;
-        double best = ndcg(bt, w, scores, order);
+        base_scores(bt, w, base);
+        double best = ndcg(bt, base, 0, 0.0f);
         start[static_cast<size_t>(b)] = best;
-        std::vector<float> trial(w, w + kF);
         const int rounds = b == nb ? o_.cold_rounds : o_.rounds;
         for (int round = 0; round < rounds && !bt.empty(); ++round) {
           bool improved = false;
           for (int f = 0; f < kF; ++f) {
-            float best_w = w[f];
+            float best_step = 0.0f;
             for (float st : steps) {
-              std::copy(w, w + kF, trial.begin());
-              trial[static_cast<size_t>(f)] = w[f] + st;
-              const double v = ndcg(bt, trial.data(), scores, order);
+              const double v = ndcg(bt, base, f, st);
               if (v > best + 1e-9) {
                 best = v;
-                best_w = trial[static_cast<size_t>(f)];
-                improved = true;
+                best_step = st;
               }
             }
-            w[f] = best_w;
+            if (best_step != 0.0f) {
+              w[f] += best_step;
+              improved = true;
+              base_scores(bt, w, base);
+            }
           }
           if (!improved) break;
         }
