@@ -53,6 +53,18 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* r, const float* 
   return sum;
 }
 
+// The eight horizontal sums of acc[0..7], as one vector: an hadd tree whose
+// lanes end up as [s0 s1 s2 s3 | s4 s5 s6 s7] halves (low / high 128 bits
+// of each accumulator) to combine.
+__attribute__((target("avx2"))) inline __m256 sum8(const __m256* acc) {
+  const __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
+  const __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
+  const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
+  const __m256 lo = _mm256_permute2f128_ps(h0123, h4567, 0x20);
+  const __m256 hi = _mm256_permute2f128_ps(h0123, h4567, 0x31);
+  return _mm256_add_ps(lo, hi);
+}
+
 // Eight rows at a time: eight independent accumulators (no dependency
 // chain stalls), then one transposing reduction gives the eight sums.
 __attribute__((target("avx2,fma"))) void block_scores_avx2(const float* rows, int32_t n, int32_t dim, const float* q,
@@ -68,14 +80,7 @@ __attribute__((target("avx2,fma"))) void block_scores_avx2(const float* rows, in
         const __m256 qv = _mm256_loadu_ps(q + j);
         for (int t = 0; t < 8; ++t) acc[t] = _mm256_fmadd_ps(_mm256_loadu_ps(r + t * d + j), qv, acc[t]);
       }
-      // hadd tree: lanes end up as [s0 s1 s2 s3 | s4 s5 s6 s7] halves to combine.
-      const __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
-      const __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
-      const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-      // h0123 = [s0a s1a s2a s3a | s0b s1b s2b s3b] (a/b: low/high 128-bit halves)
-      const __m256 lo = _mm256_permute2f128_ps(h0123, h4567, 0x20);
-      const __m256 hi = _mm256_permute2f128_ps(h0123, h4567, 0x31);
-      _mm256_storeu_ps(out + i, _mm256_add_ps(lo, hi));
+      _mm256_storeu_ps(out + i, sum8(acc));
     }
   }
   for (; i < n; ++i) out[i] = dot_avx2(rows + static_cast<size_t>(i) * d, q, dim);
@@ -122,12 +127,7 @@ __attribute__((target("avx2,fma,f16c"))) void block_scores_half(const uint16_t* 
         acc[t] = _mm256_fmadd_ps(x, qv, acc[t]);
       }
     }
-    const __m256 h01 = _mm256_hadd_ps(acc[0], acc[1]), h23 = _mm256_hadd_ps(acc[2], acc[3]);
-    const __m256 h45 = _mm256_hadd_ps(acc[4], acc[5]), h67 = _mm256_hadd_ps(acc[6], acc[7]);
-    const __m256 h0123 = _mm256_hadd_ps(h01, h23), h4567 = _mm256_hadd_ps(h45, h67);
-    const __m256 lo = _mm256_permute2f128_ps(h0123, h4567, 0x20);
-    const __m256 hi = _mm256_permute2f128_ps(h0123, h4567, 0x31);
-    _mm256_storeu_ps(out + i, _mm256_add_ps(lo, hi));
+    _mm256_storeu_ps(out + i, sum8(acc));
   }
   for (; i < n; ++i) {
     const uint16_t* r = rows + static_cast<size_t>(i) * d;
