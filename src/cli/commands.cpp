@@ -363,7 +363,8 @@ int cmd_recommend() {
 int cmd_demo() {
   core::Config base;
   base.set("data.format", std::string("synthetic"));
-  base.set("model.name", std::vector<std::string>{"popularity", "itemknn", "als", "bpr", "hybrid"});
+  base.set("model.name", std::vector<std::string>{"popularity", "itemknn", "als", "bpr", "hybrid", "meta_ranker"});
+  base.set("model.meta_ranker.tasks", int64_t{300});  // fewer simulated tasks: a quicker demo
   base.set("eval.k", std::vector<std::string>{"10", "20"});
   auto config = build_config(g_flags.common, std::move(base));
   auto opts = read_run_options(config, true);
@@ -434,9 +435,8 @@ int cmd_demo() {
     for (size_t i = 2; i < same.size() && picks.size() < 3; i += 2) picks.push_back(same[i]);
   }
   for (data::ItemIndex i = 0; picks.size() < 3 && i < ds.num_items(); ++i) picks.push_back(i);
-  data::UserContext ctx;
-  for (size_t i = 0; i < picks.size(); ++i)
-    ctx.history.push_back(data::Event{picks[i], static_cast<int64_t>(i), 1.0f, 0, 1.0f});
+  data::UserContext ctx;  // in time order; timestamps unknown (0)
+  for (size_t i = 0; i < picks.size(); ++i) ctx.history.push_back(data::Event{picks[i], 0, 1.0f, 0, 1.0f});
   std::printf("history:\n");
   for (auto it : picks) std::printf("   - %s\n", item_label(cat, it).c_str());
   for (size_t m = 0; m < trained.size(); ++m) {
