@@ -238,7 +238,10 @@ int cmd_train() {
   models::save_model(g_flags.out, *model, ds.catalogue(), config.effective(), train_meta(split, seconds));
   std::printf("saved %s to %s (trained in %s)\n", model->spec().to_string().c_str(),
               g_flags.out.c_str(), core::format_duration(seconds).c_str());
-  nlohmann::json out{{"model", model->spec().to_string()}, {"path", g_flags.out}, {"train_seconds", seconds}};
+  nlohmann::json out{{"model", model->spec().to_string()},
+                     {"path", g_flags.out},
+                     {"train_seconds", seconds},
+                     {"summary", model->summary()}};
   if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
     auto result = eval::evaluate_split(*model, split, opts.eval, monitor);
     std::printf("%s", result.table(model->spec().to_string()).c_str());
