@@ -653,7 +653,7 @@ TEST_F(ReadersTest, CsvSkipBadLinesKeepsFirstTen) {
 
 TEST_F(ReadersTest, CommittedFixtures) {
   const fs::path fixtures = fs::path(FEWREC_FIXTURES_DIR) / "readers";
-  ReadOptions o = opts("csv", fixtures / "ratings.csv");
+  ReadOptions o = opts("csv", fixtures / "interactions.csv");
   o.value_column = "rating";
   o.timestamp_column = "timestamp";
   o.items_path = fixtures / "items.csv";
