@@ -320,18 +320,7 @@ class MetaRankerModel final : public Model {
   std::vector<float> task_signals(const data::Dataset& train, UserIndex u, int n_support) {
     std::vector<int64_t> own(static_cast<size_t>(num_items()), kNoTime);
     mark(train, u, own, true);
-    Task task;
-    const auto off = train.user_offsets();
-    for (int64_t r = off[static_cast<size_t>(u)]; r < off[static_cast<size_t>(u)] + n_support; ++r) {
-      const ItemIndex i = train.item_column()[static_cast<size_t>(r)];
-      if (std::find(task.support.begin(), task.support.end(), i) == task.support.end()) task.support.push_back(i);
-      if (train.timestamp_column()[static_cast<size_t>(r)] > 0)
-        task.t = std::max(task.t, train.timestamp_column()[static_cast<size_t>(r)]);
-    }
-    task.n_events = n_support;
-    fill_profile(task);
-    task.own = &own;
-    task.own_pos = &own_pos_;
+    const Task task = prefix_task(train, u, n_support, own);
     std::vector<float> x(static_cast<size_t>(num_items()) * kF);
     for (int32_t j = 0; j < num_items(); ++j) signals(task, j, nullptr, x.data() + static_cast<size_t>(j) * kF);
     mark(train, u, own, false);
@@ -545,6 +534,24 @@ class MetaRankerModel final : public Model {
     task.n_events = static_cast<int>(context.history.size());
     task.t = t == kNoTime ? kNoTime : std::min(t, t_max_);
     fill_profile(task);
+    return task;
+  }
+
+  // The simulated task of training user u whose support is their first
+  // n_support events; `own` must hold u's items (mark()).
+  Task prefix_task(const data::Dataset& train, UserIndex u, int n_support, const std::vector<int64_t>& own) const {
+    Task task;
+    const auto b0 = train.user_offsets()[static_cast<size_t>(u)];
+    for (int64_t r = b0; r < b0 + n_support; ++r) {
+      const ItemIndex i = train.item_column()[static_cast<size_t>(r)];
+      if (std::find(task.support.begin(), task.support.end(), i) == task.support.end()) task.support.push_back(i);
+      const int64_t ts = train.timestamp_column()[static_cast<size_t>(r)];
+      if (ts > 0) task.t = std::max(task.t, ts);
+    }
+    task.n_events = n_support;
+    fill_profile(task);
+    task.own = &own;
+    task.own_pos = &own_pos_;
     return task;
   }
 
@@ -852,17 +859,8 @@ class MetaRankerModel final : public Model {
         const int n_sup = lo + static_cast<int>(core::uniform_index(rng, static_cast<uint64_t>(hi - lo + 1)));
         if (len < n_sup + o_.min_query) continue;
         mark(train, u, own, true);
-        Task task;
         const int64_t b0 = off[static_cast<size_t>(u)];
-        for (int64_t r = b0; r < b0 + n_sup; ++r) {
-          const ItemIndex i = items[static_cast<size_t>(r)];
-          if (std::find(task.support.begin(), task.support.end(), i) == task.support.end()) task.support.push_back(i);
-          if (times[static_cast<size_t>(r)] > 0) task.t = std::max(task.t, times[static_cast<size_t>(r)]);
-        }
-        task.n_events = n_sup;
-        fill_profile(task);
-        task.own = &own;
-        task.own_pos = &own_pos_;
+        const Task task = prefix_task(train, u, n_sup, own);
         SimTask st;
         for (int64_t r = b0 + n_sup; r < b0 + len; ++r) st.query.push_back(items[static_cast<size_t>(r)]);
         std::sort(st.query.begin(), st.query.end());
