@@ -86,6 +86,8 @@ struct TwoTowerOptions {
   int64_t adapt_steps = 10;
   double adapt_lr = 1e-3;
   double adapt_l2 = 0.1;
+  int64_t adapt_rank = 4;
+  bool adapt_early_stop = true;
 
   static TwoTowerOptions read(DocumentedOptions& o) {
     TwoTowerOptions p;
@@ -145,13 +147,20 @@ struct TwoTowerOptions {
     p.optimizer.lr = o.get_double("learning_rate", 2e-3, "base learning rate", 0.0);
     p.optimizer.weight_decay = o.get_double("weight_decay", 0.0, "weight decay on every parameter", 0.0);
     p.adapt_mode = o.get_choice(
-        "adapt_mode", p.adapt_mode, {"none", "user_head", "user_tower"},
+        "adapt_mode", p.adapt_mode, {"none", "user_head", "user_tower", "user_bias", "user_lowrank"},
         "per-user fine-tuning in adapt() (train/finetune.h) on a copy of the model: the user's history as "
-        "leave-one-out tasks (the others predict each one) trains the user MLP's last layer (user_head) or the "
-        "whole user tower (user_tower); the item side stays shared; none = the tower's output as is");
-    p.adapt_steps = o.get_int("adapt_steps", p.adapt_steps, "adapt_mode: optimizer steps per user", 1, 10000);
+        "leave-one-out tasks (the others predict each one) trains the user MLP's last layer (user_head, head "
+        "only), the whole user tower (user_tower, full), only the user MLP's biases (user_bias) or a low-rank "
+        "adapter on both user MLP layers while their weights stay frozen and shared (user_lowrank, rank "
+        "adapt_rank); the item side stays shared; none = the tower's output as is");
+    p.adapt_steps = o.get_int("adapt_steps", p.adapt_steps, "adapt_mode: optimizer steps per user at most", 1, 10000);
     p.adapt_lr = o.get_double("adapt_lr", p.adapt_lr, "adapt_mode: learning rate (Adam, 2 warm-up steps)", 1e-8, 10.0);
     p.adapt_l2 = o.get_double("adapt_l2", p.adapt_l2, "adapt_mode: L2 pull towards the shared weights", 0.0, 1e9);
+    p.adapt_rank = o.get_int("adapt_rank", p.adapt_rank, "adapt_mode=user_lowrank: rank of the adapters", 1, 4096);
+    p.adapt_early_stop = o.get_bool(
+        "adapt_early_stop", p.adapt_early_stop,
+        "adapt_mode: with 4 or more history items, hold the newest one out of the fine-tuning, check its "
+        "log-likelihood after every step and keep the best weights (the shared ones included; patience 3)");
     p.threads = o.get_int("threads", p.threads, "LibTorch intra-op threads (0 = train.threads, else all cores)", 0,
                           1024);
     hybrid::check_text_options(p.text, kName);
@@ -544,6 +553,8 @@ class TwoTowerModel final : public Model {
   // leave-one-out tasks (pooled others -> the one left out, softmax over the
   // catalogue with the other history items masked; item vectors fixed) and
   // returns the user vector of the whole history, [u / temperature, 1].
+  // `ids` is newest first; with adapt_early_stop and 4+ items the newest one
+  // is the held-out slice that picks the best step (step 0 included).
   std::vector<float> fine_tuned_user(const std::vector<int64_t>& ids, const std::vector<int64_t>& uflat) const {
     // A copy of the shared model (the shared one is never modified).
     Net copy(id_rows_, content_.space().size(), user_space_.size(), content_.text_dim(), o_);
@@ -552,8 +563,27 @@ class TwoTowerModel final : public Model {
       auto src = net_->named_parameters(true);
       for (auto& p : copy->named_parameters(true)) p.value().copy_(src[p.key()]);
     }
+    if (o_.adapt_mode == "user_lowrank") {
+      // Both user MLP layers get an adapter y = W x + b + B A x (B = 0 at
+      // first); W and b stay frozen. A is drawn from a fixed stream so a
+      // context always gets the same vector.
+      core::Rng rng(core::derive_seed(0x10a5, 7));
+      auto wrap = [&](size_t at) {
+        train::LowRankLinear lr(torch::nn::Linear(copy->user_mlp->ptr<torch::nn::LinearImpl>(at)), o_.adapt_rank);
+        torch::NoGradGuard ng;
+        auto acc = lr->a.accessor<float, 2>();
+        const double sd = 1.0 / std::sqrt(static_cast<double>(lr->a.size(1)));
+        for (int64_t r = 0; r < lr->a.size(0); ++r)
+          for (int64_t c = 0; c < lr->a.size(1); ++c) acc[r][c] = static_cast<float>(sd * core::normal01(rng));
+        return lr;
+      };
+      torch::nn::Sequential adapted(wrap(0), torch::nn::ReLU(), wrap(2));
+      copy->user_mlp = copy->replace_module("user_mlp", adapted);
+    }
     copy->eval();
     const int64_t n = static_cast<int64_t>(ids.size());
+    const bool hold_out = o_.adapt_early_stop && n >= 4;
+    const int64_t first = hold_out ? 1 : 0, m = n - first;  // the fine-tuning slice: ids[first..n)
     torch::Tensor x;
     {
       torch::NoGradGuard ng;
@@ -563,30 +593,53 @@ class TwoTowerModel final : public Model {
     auto items = torch::from_blob(const_cast<float*>(item_vectors_.data()),
                                   {num_items_, static_cast<int64_t>(w)}, torch::kFloat);
     auto v = items.narrow(1, 0, o_.dim), bias = items.select(1, o_.dim);
-    auto ids_t = long_tensor(ids);
+    auto xt = x.narrow(0, first, m);
+    auto ids_t = long_tensor(std::vector<int64_t>(ids.begin() + first, ids.end()));
     // Pooled context of each left-out item: the mean of the others.
-    auto pooled = (x.sum(0, true) - x) / static_cast<double>(n - 1);
+    auto pooled = (xt.sum(0, true) - xt) / static_cast<double>(m - 1);
     std::vector<int64_t> flat, starts;
-    for (int64_t j = 0; j < n; ++j) {
+    for (int64_t j = 0; j < m; ++j) {
       starts.push_back(static_cast<int64_t>(flat.size()));
       flat.insert(flat.end(), uflat.begin(), uflat.end());
     }
-    auto flat_t = long_tensor(flat), starts_t = long_tensor(starts);
-    auto counts = torch::full({n, 1}, static_cast<float>(n - 1));
+    auto flat_t = long_tensor(flat), starts_t = long_tensor(starts), ustart = long_tensor(std::vector<int64_t>{0});
+    auto counts = torch::full({m, 1}, static_cast<float>(m - 1));
     // Mask: the other history items are not candidates for a row.
-    auto mask = torch::zeros({n, num_items_});
-    mask.index_put_({torch::arange(n).unsqueeze(1).expand({n, n}), ids_t.unsqueeze(0).expand({n, n})},
-                    torch::full({n, n}, -1e9));
-    mask.index_put_({torch::arange(n), ids_t}, torch::zeros({n}));
+    auto mask = torch::zeros({m, num_items_});
+    mask.index_put_({torch::arange(m).unsqueeze(1).expand({m, m}), ids_t.unsqueeze(0).expand({m, m})},
+                    torch::full({m, m}, -1e9));
+    mask.index_put_({torch::arange(m), ids_t}, torch::zeros({m}));
     train::FineTuneOptions fo;
-    fo.mode = "head";
-    fo.head = o_.adapt_mode == "user_head" ? std::vector<std::string>{"user_mlp.2."}
-                                           : std::vector<std::string>{"user_mlp.", "user_feat."};
+    if (o_.adapt_mode == "user_head") {
+      fo.mode = "head";
+      fo.head = {"user_mlp.2."};
+    } else if (o_.adapt_mode == "user_tower") {
+      fo.mode = "head";  // the whole user side: the user MLP and the user feature embeddings
+      fo.head = {"user_mlp.", "user_feat."};
+    } else if (o_.adapt_mode == "user_bias") {
+      fo.mode = "head";  // the biases of the user MLP (the item side's do not enter the user vector)
+      fo.head = {"user_mlp.0.bias", "user_mlp.2.bias"};
+    } else {
+      fo.mode = "lowrank";
+    }
     fo.lr = o_.adapt_lr;
     fo.steps = o_.adapt_steps;
     fo.warmup_steps = 2;
     fo.l2_to_pretrained = o_.adapt_l2;
-    fo.eval_every = 0;
+    fo.eval_every = hold_out ? 1 : 0;
+    fo.patience = 3;
+    std::function<double()> metric;
+    if (hold_out) {
+      auto val_mask = torch::zeros({1, num_items_});
+      val_mask.index_put_({torch::zeros({m}, torch::kLong), ids_t}, torch::full({m}, -1e9));
+      const int64_t target = ids[0];
+      metric = [&, val_mask, target] {
+        torch::NoGradGuard ng;
+        auto u = copy->user_out(xt.mean(0, true), long_tensor(uflat), ustart, torch::full({1, 1}, static_cast<float>(m)));
+        auto logits = torch::mm(u, v.t()) / o_.temperature + bias.unsqueeze(0) + val_mask;
+        return torch::log_softmax(logits, 1)[0][target].item<double>();
+      };
+    }
     train::fine_tune(
         *copy, fo,
         [&] {
@@ -594,10 +647,9 @@ class TwoTowerModel final : public Model {
           auto logits = torch::mm(u, v.t()) / o_.temperature + bias.unsqueeze(0) + mask;
           return torch::nn::functional::cross_entropy(logits, ids_t);
         },
-        nullptr);
+        metric);
     torch::NoGradGuard ng;
-    auto u = copy->user_out(x.mean(0, true), long_tensor(uflat), long_tensor(std::vector<int64_t>{0}),
-                            torch::full({1, 1}, static_cast<float>(n)))
+    auto u = copy->user_out(x.mean(0, true), long_tensor(uflat), ustart, torch::full({1, 1}, static_cast<float>(n)))
                  .contiguous();
     std::vector<float> out(u.data_ptr<float>(), u.data_ptr<float>() + o_.dim);
     for (float& f : out) f = static_cast<float>(f / o_.temperature);

@@ -137,26 +137,34 @@ TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
   TempDir dir;
   const auto w = text_world(/*disjoint_words=*/false);
   auto plain = fitted(spec(""), w.train);
-  auto tuned = fitted(spec("adapt_mode=user_head,adapt_lr=0.05"), w.train);
-  save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
   std::vector<ItemIndex> topic0;
   for (ItemIndex i = 0; i < w.full.num_items(); ++i)
     if (w.truth.item_topic[static_cast<size_t>(i)] == 0) topic0.push_back(i);
-  const auto ctx = new_user({topic0[0], topic0[1], topic0[2], topic0[3]});
-  const auto a = scores_of(*plain, ctx), b = scores_of(*tuned, ctx);
-  EXPECT_NE(a, b);  // same weights (same seed), the fine-tuned user differs
-  std::vector<ItemIndex> pos(topic0.begin() + 4, topic0.end()), neg;
+  std::vector<ItemIndex> pos(topic0.begin() + 5, topic0.end()), neg;
   for (ItemIndex i = 0; i < w.full.num_items(); ++i)
     if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
-  EXPECT_GT(auc(b, pos, neg), 0.7);
-  // The shared model is untouched, and a history of one item is not fine-tuned.
-  save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
   auto bytes = [](const std::filesystem::path& p) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
-  EXPECT_EQ(bytes(dir / "before.fwr"), bytes(dir / "after.fwr"));
-  EXPECT_EQ(scores_of(*tuned, new_user({topic0[0]})), scores_of(*plain, new_user({topic0[0]})));
+  for (const char* mode : {"user_head", "user_tower", "user_bias", "user_lowrank"}) {
+    SCOPED_TRACE(mode);
+    for (const char* stop : {"false", "true"}) {
+      SCOPED_TRACE(stop);
+      auto tuned = fitted(spec(std::string("adapt_mode=") + mode + ",adapt_lr=0.05,adapt_early_stop=" + stop), w.train);
+      save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
+      // 5 items: with early stopping the newest is held out, 4 are tuned on.
+      const auto ctx = new_user({topic0[0], topic0[1], topic0[2], topic0[3], topic0[4]});
+      const auto a = scores_of(*plain, ctx), b = scores_of(*tuned, ctx);
+      if (std::string(stop) == "false") EXPECT_NE(a, b);  // same weights (same seed), the fine-tuned user differs
+      EXPECT_GT(auc(b, pos, neg), 0.7);
+      EXPECT_EQ(scores_of(*tuned, ctx), b);  // deterministic: the same context, the same user
+      // The shared model is untouched, and a history of one item is not fine-tuned.
+      save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object());
+      EXPECT_EQ(bytes(dir / "before.fwr"), bytes(dir / "after.fwr"));
+      EXPECT_EQ(scores_of(*tuned, new_user({topic0[0]})), scores_of(*plain, new_user({topic0[0]})));
+    }
+  }
 }
 
 TEST(TwoTower, AddedItemsWithOnlyATitleGetTheirTopicsScores) {
