@@ -35,6 +35,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/optim/optimizer.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <ATen/ATen.h>
 
@@ -88,6 +89,13 @@ struct TwoTowerOptions {
   double adapt_l2 = 0.1;
   int64_t adapt_rank = 4;
   bool adapt_early_stop = true;
+  bool meta_emb = false;
+  int64_t meta_epochs = 30;
+  int64_t meta_items = 128;
+  int64_t meta_shots = 4;
+  double meta_alpha = 0.5;
+  double meta_warm_lr = 0.1;
+  double meta_lr = 1e-3;
 
   static TwoTowerOptions read(DocumentedOptions& o) {
     TwoTowerOptions p;
@@ -161,6 +169,25 @@ struct TwoTowerOptions {
         "adapt_early_stop", p.adapt_early_stop,
         "adapt_mode: with 4 or more history items, hold the newest one out of the fine-tuning, check its "
         "log-likelihood after every step and keep the best weights (the shared ones included; patience 3)");
+    p.meta_emb = o.get_bool(
+        "meta_emb", p.meta_emb,
+        "meta-embeddings for new items (MetaEmb-style): after training, a generator from an item's content "
+        "(features, text vector) to an id embedding is meta-trained with the rest of the model frozen, so that "
+        "items without a trained id embedding (held-out or added items) get a generated one that ranks well at "
+        "once (cold loss on a few of a trained item's users) and after one gradient step on them (warm loss on "
+        "others)");
+    p.meta_epochs = o.get_int("meta_epochs", p.meta_epochs, "meta_emb: passes over the trained items", 0, 100000);
+    p.meta_items = o.get_int("meta_items", p.meta_items,
+                             "meta_emb: items per meta-batch (each item's generated vector competes with the others')",
+                             2, 1 << 20);
+    p.meta_shots = o.get_int("meta_shots", p.meta_shots,
+                             "meta_emb: users per item in the cold batch and in the warm batch", 1, 1000);
+    p.meta_alpha = o.get_double("meta_alpha", p.meta_alpha,
+                                "meta_emb: weight of the cold loss (1 - it: the loss after the warm-up step)", 0.0, 1.0);
+    p.meta_warm_lr = o.get_double("meta_warm_lr", p.meta_warm_lr,
+                                  "meta_emb: step size of the simulated warm-up update of a generated embedding", 0.0,
+                                  1e6);
+    p.meta_lr = o.get_double("meta_lr", p.meta_lr, "meta_emb: learning rate of the generator (Adam)", 1e-8, 10.0);
     p.threads = o.get_int("threads", p.threads, "LibTorch intra-op threads (0 = train.threads, else all cores)", 0,
                           1024);
     hybrid::check_text_options(p.text, kName);
@@ -191,6 +218,7 @@ struct NetImpl : torch::nn::Module {
     if (text_dim > 0)
       text_proj = register_module("text_proj", torch::nn::Linear(torch::nn::LinearOptions(text_dim, o.dim).bias(false)));
     bias_head = register_module("bias_head", torch::nn::Linear(o.dim, 1));
+
     item_mlp = register_module("item_mlp", torch::nn::Sequential(torch::nn::Linear(o.dim, o.hidden), torch::nn::ReLU(),
                                                                   torch::nn::Linear(o.hidden, o.dim)));
     user_mlp = register_module("user_mlp", torch::nn::Sequential(torch::nn::Linear(2 * o.dim + 1, o.hidden),
@@ -199,6 +227,10 @@ struct NetImpl : torch::nn::Module {
     for (auto& p : named_parameters(true))
       if (p.key().find("emb") != std::string::npos || p.key().find("feat") != std::string::npos)
         p.value().normal_(0.0, 0.05);
+    // Last, so the other modules' initial weights do not depend on meta_emb.
+    if (o.meta_emb)
+      meta_gen = register_module("meta_gen", torch::nn::Sequential(torch::nn::Linear(o.dim, o.hidden), torch::nn::ReLU(),
+                                                                    torch::nn::Linear(o.hidden, o.dim)));
   }
 
   // Input vectors [U, dim] of items `ids`: id part times `id_keep` [U] (0/1),
@@ -209,7 +241,16 @@ struct NetImpl : torch::nn::Module {
     if (id_emb) x = x + id_emb(ids) * id_keep.unsqueeze(1);
     if (item_feat && flat.numel() > 0) x = x + item_feat(flat, starts);
     if (text_proj && text.defined()) x = x + text_proj(text);
+    // An item without its id embedding gets the generated one (meta_emb).
+    if (meta_gen && gen_on) x = x + meta_gen->forward(content(ids.size(0), flat, starts, text)) * (1.0 - id_keep).unsqueeze(1);
     return x;
+  }
+  // The content part of the input: feature bags and text.
+  torch::Tensor content(int64_t n, const torch::Tensor& flat, const torch::Tensor& starts, const torch::Tensor& text) {
+    auto c = torch::zeros({n, dim});
+    if (item_feat && flat.numel() > 0) c = c + item_feat(flat, starts);
+    if (text_proj && text.defined()) c = c + text_proj(text);
+    return c;
   }
   torch::Tensor item_input(const ItemContent::Inputs& in) {
     // Items added after training have no id row: clamp (their id_keep is 0).
@@ -239,6 +280,8 @@ struct NetImpl : torch::nn::Module {
   torch::nn::EmbeddingBag item_feat{nullptr}, user_feat{nullptr};
   torch::nn::Linear text_proj{nullptr}, bias_head{nullptr};
   torch::nn::Sequential item_mlp{nullptr}, user_mlp{nullptr};
+  torch::nn::Sequential meta_gen{nullptr};
+  bool gen_on = false;  // meta_gen enters item_input (once meta-trained)
 };
 TORCH_MODULE(Net);
 
@@ -417,6 +460,7 @@ class TwoTowerModel final : public Model {
                           static_cast<int64_t>(pairs.size()));
     }
     net_->eval();
+    if (o_.meta_emb) meta_train_generator(train, ubags, topts.seed, monitor);
     refresh_item_vectors(0);
     info_ = {{"pairs", pairs.size()},
              {"trained_items", trained.size()},
@@ -523,6 +567,7 @@ class TwoTowerModel final : public Model {
     m->user_space_ = hybrid::FeatureSpace::load(reader, prefix + "user_space/");
     m->net_ = Net(m->id_rows_, m->content_.space().size(), m->user_space_.size(), m->content_.text_dim(), options);
     train::load_params(reader, prefix, *m->net_, "model `two_tower`");
+    m->net_->gen_on = options.meta_emb;
     m->net_->eval();
     m->refresh_item_vectors(0);
     return m;
@@ -563,6 +608,7 @@ class TwoTowerModel final : public Model {
       auto src = net_->named_parameters(true);
       for (auto& p : copy->named_parameters(true)) p.value().copy_(src[p.key()]);
     }
+    copy->gen_on = net_->gen_on;
     if (o_.adapt_mode == "user_lowrank") {
       // Both user MLP layers get an adapter y = W x + b + B A x (B = 0 at
       // first); W and b stay frozen. A is drawn from a fixed stream so a
@@ -655,6 +701,142 @@ class TwoTowerModel final : public Model {
     for (float& f : out) f = static_cast<float>(f / o_.temperature);
     out.push_back(1.0f);
     return out;
+  }
+
+  // meta_emb: meta-trains net_->meta_gen with everything else frozen. A
+  // meta-batch is `meta_items` trained items; for each, two disjoint sets
+  // of at most `meta_shots` of its training rows: the cold set A and the
+  // warm set B. The user side of a row is the user's other items (the
+  // frozen tower, real id embeddings). The items' inputs are their content
+  // plus the generated embedding e; the loss of a set is the softmax over
+  // the meta-batch's items (a new item competes with other new items).
+  // Loss = alpha L_A(e) + (1 - alpha) L_B(e - warm_lr * dL_A/de): good at
+  // once, and after one update on a few users.
+  void meta_train_generator(const data::Dataset& train, const Bags& ubags, uint64_t seed, core::Monitor& monitor) {
+    const auto offsets = train.user_offsets();
+    const auto items = train.item_column();
+    std::vector<std::vector<int64_t>> rows_of(static_cast<size_t>(num_items_));
+    for (data::UserIndex u = 0; u < train.num_users(); ++u)
+      if (offsets[u + 1] - offsets[u] >= 2)  // a context must remain
+        for (int64_t r = offsets[u]; r < offsets[u + 1]; ++r) rows_of[static_cast<size_t>(items[static_cast<size_t>(r)])].push_back(r);
+    std::vector<int64_t> eligible;
+    for (int32_t i = 0; i < num_items_; ++i)
+      if (rows_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
+    if (eligible.size() < 2) {
+      monitor.info(fmt::format("{}: meta_emb: fewer than 2 items with 2+ users; the generator stays untrained", name()));
+      net_->gen_on = true;
+      return;
+    }
+    std::vector<data::UserIndex> user_of_row(items.size());
+    for (data::UserIndex u = 0; u < train.num_users(); ++u)
+      for (int64_t r = offsets[u]; r < offsets[u + 1]; ++r) user_of_row[static_cast<size_t>(r)] = u;
+    // Frozen inputs of every item (real ids), for the users' contexts.
+    torch::Tensor x_all;
+    {
+      torch::NoGradGuard ng;
+      std::vector<int64_t> all(static_cast<size_t>(num_items_));
+      std::iota(all.begin(), all.end(), int64_t{0});
+      x_all = torch::cat({item_inputs(all), torch::zeros({1, o_.dim})}, 0);  // + a padding row
+    }
+    for (auto& p : net_->parameters(true)) p.set_requires_grad(false);
+    std::vector<torch::Tensor> gen_params = net_->meta_gen->parameters(true);
+    for (auto& p : gen_params) p.set_requires_grad(true);
+    train::OptimizerOptions oo;
+    oo.name = "adam";
+    oo.lr = o_.meta_lr;
+    auto optimizer = train::make_optimizer(gen_params, oo);
+    core::Rng rng(core::derive_seed(seed, 29));
+    const int64_t H = o_.history, K = o_.meta_shots;
+    std::vector<int64_t> ctx, uflat, ustarts, urows, target, batch;
+    std::vector<float> cmask, nctx;
+    // User vectors (frozen) of training rows `rs`: the row's user's other
+    // items, newest first, at most `history`.
+    auto user_vectors = [&](const std::vector<int64_t>& rs) {
+      torch::NoGradGuard ng;
+      const int64_t R = static_cast<int64_t>(rs.size());
+      ctx.assign(static_cast<size_t>(R * H), num_items_);
+      cmask.assign(static_cast<size_t>(R * H), 0.0f);
+      nctx.assign(static_cast<size_t>(R), 0.0f);
+      urows.clear();
+      for (int64_t k = 0; k < R; ++k) {
+        const int64_t r = rs[static_cast<size_t>(k)];
+        const data::UserIndex u = user_of_row[static_cast<size_t>(r)];
+        urows.push_back(u);
+        int64_t c = 0;
+        for (int64_t q = offsets[u + 1] - 1; q >= offsets[u] && c < H; --q) {
+          if (q == r) continue;
+          ctx[static_cast<size_t>(k * H + c)] = items[static_cast<size_t>(q)];
+          cmask[static_cast<size_t>(k * H + c)] = 1.0f;
+          ++c;
+        }
+        nctx[static_cast<size_t>(k)] = static_cast<float>(c);
+      }
+      auto ctx_t = long_tensor(ctx).view({R, H});
+      auto mask_t = torch::from_blob(cmask.data(), {R, H, 1}, torch::kFloat).clone();
+      auto pooled = (x_all.index_select(0, ctx_t.view({-1})).view({R, H, o_.dim}) * mask_t).sum(1) /
+                    mask_t.sum(1).clamp_min(1.0);
+      ubags.gather(urows, uflat, ustarts);
+      return net_->user_out(pooled, long_tensor(uflat), long_tensor(ustarts),
+                            torch::from_blob(nctx.data(), {R, 1}, torch::kFloat).clone());
+    };
+    const int64_t I = std::min<int64_t>(o_.meta_items, static_cast<int64_t>(eligible.size()));
+    train::EpochReporter reporter(monitor, name() + " meta_emb", o_.meta_epochs);
+    for (int64_t epoch = 0; epoch < o_.meta_epochs; ++epoch) {
+      for (size_t i = eligible.size(); i > 1; --i) std::swap(eligible[i - 1], eligible[core::uniform_index(rng, i)]);
+      double loss_sum = 0.0;
+      int64_t steps = 0;
+      for (size_t start = 0; start + static_cast<size_t>(I) <= eligible.size() || start == 0; start += static_cast<size_t>(I)) {
+        const size_t end = std::min(eligible.size(), start + static_cast<size_t>(I));
+        batch.assign(eligible.begin() + static_cast<std::ptrdiff_t>(start), eligible.begin() + static_cast<std::ptrdiff_t>(end));
+        const int64_t n = static_cast<int64_t>(batch.size());
+        std::vector<int64_t> rows_a, rows_b, tgt_a, tgt_b;
+        for (int64_t j = 0; j < n; ++j) {
+          auto rs = rows_of[static_cast<size_t>(batch[static_cast<size_t>(j)])];  // a copy to shuffle
+          const int64_t take = std::min<int64_t>(2 * K, static_cast<int64_t>(rs.size()));
+          for (int64_t t = 0; t < take; ++t)
+            std::swap(rs[static_cast<size_t>(t)],
+                      rs[static_cast<size_t>(t) + core::uniform_index(rng, rs.size() - static_cast<size_t>(t))]);
+          const int64_t na = (take + 1) / 2;
+          for (int64_t t = 0; t < take; ++t) {
+            (t < na ? rows_a : rows_b).push_back(rs[static_cast<size_t>(t)]);
+            (t < na ? tgt_a : tgt_b).push_back(j);
+          }
+        }
+        auto ua = user_vectors(rows_a), ub = user_vectors(rows_b);
+        const auto in = content_.inputs(batch, std::vector<float>(static_cast<size_t>(n), 0.0f));
+        torch::Tensor c;
+        {
+          torch::NoGradGuard ng;
+          c = net_->content(n, in.flat, in.starts, in.text);
+        }
+        auto e = net_->meta_gen->forward(c);
+        auto set_loss = [&](const torch::Tensor& u, const torch::Tensor& emb, const std::vector<int64_t>& tgt) {
+          auto x = c + emb;
+          auto logits = torch::mm(u, net_->item_out(x).t()) / o_.temperature + net_->item_bias(x).unsqueeze(0);
+          return torch::nn::functional::cross_entropy(logits, long_tensor(tgt));
+        };
+        auto la = set_loss(ua, e, tgt_a);
+        torch::Tensor loss = o_.meta_alpha * la;
+        if (o_.meta_alpha < 1.0) {
+          // The warm-up step: each item's embedding moves along the gradient
+          // of its own cold rows (the sum over rows, not the mean).
+          auto g = torch::autograd::grad({la * static_cast<double>(rows_a.size())}, {e}, {}, /*retain_graph=*/true,
+                                         /*create_graph=*/true)[0];
+          loss = loss + (1.0 - o_.meta_alpha) * set_loss(ub, e - o_.meta_warm_lr * g, tgt_b);
+        }
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+        loss_sum += loss.item<double>();
+        ++steps;
+        if (end == eligible.size()) break;
+      }
+      reporter.epoch_done(epoch + 1, loss_sum / static_cast<double>(std::max<int64_t>(1, steps)),
+                          static_cast<int64_t>(eligible.size()));
+    }
+    for (auto& p : net_->parameters(true)) p.set_requires_grad(true);
+    net_->gen_on = true;
+    net_->eval();
   }
 
   // Item-tower inputs of `ids` at inference (id part for trained items).
