@@ -251,6 +251,66 @@ int cmd_train() {
   return 0;
 }
 
+// ---- fewrec finetune -----------------------------------------------------
+
+int cmd_finetune() {
+  if (g_flags.model_path.empty())
+    FEWREC_THROW(kInvalidArgument, "fewrec finetune needs --from FILE (the pretrained model artifact)");
+  if (g_flags.out.empty()) FEWREC_THROW(kInvalidArgument, "fewrec finetune needs --out FILE (the model artifact to write)");
+  auto loaded = models::load_model(g_flags.model_path);
+  if (!loaded.model->supports_finetune())
+    FEWREC_THROW(kInvalidArgument, "model `{}` ({}) cannot be fine-tuned; fewrec finetune supports: {}",
+                 g_flags.model_path, loaded.spec.name, [] {
+                   std::vector<std::string> names;
+                   for (const auto* info : models::model_registry().list())
+                     if (models::model_registry().create(models::ModelSpec::parse(info->name))->supports_finetune())
+                       names.push_back(info->name);
+                   return core::join(names, ", ");
+                 }());
+  // The data (data.*, split.*) is the new one; the model is the pretrained
+  // one's spec unless model.name says otherwise (the same model, other options).
+  auto config = build_config(g_flags.common);
+  if (!config.has("model.name")) {
+    config.set("model.name", loaded.spec.name);
+    for (const auto& [key, value] : loaded.spec.options) {
+      const std::string k = "model." + loaded.spec.name + "." + key;
+      if (!config.has(k)) config.set(k, value);
+    }
+  }
+  auto opts = read_run_options(config, true);
+  config.check_all_used();
+  if (opts.models.size() != 1 || opts.models[0].name != loaded.spec.name)
+    FEWREC_THROW(kInvalidArgument, "fewrec finetune: model.name must be the pretrained model's `{}`, got `{}`",
+                 loaded.spec.name, config.get_string("model.name", ""));
+  core::StderrMonitor monitor(g_flags.common.quiet);
+  auto ds = load_data(opts, monitor);
+  auto split = split_data(ds, opts);
+  auto ft = opts.finetune;
+  ft.model = loaded.model.get();
+  ft.item_ids = &loaded.item_ids;
+  opts.train.finetune = &ft;
+  double seconds = 0;
+  auto model = train_model(opts.models[0], split, opts, monitor, &seconds);
+  auto meta = train_meta(split, seconds);
+  meta["finetuned_from"] = g_flags.model_path;
+  models::save_model(g_flags.out, *model, ds.catalogue(), config.effective(), meta);
+  std::printf("fine-tuned %s from %s (%s mode) and saved it to %s (in %s)\n", model->spec().to_string().c_str(),
+              g_flags.model_path.c_str(), ft.mode.c_str(), g_flags.out.c_str(),
+              core::format_duration(seconds).c_str());
+  nlohmann::json out{{"model", model->spec().to_string()},
+                     {"from", g_flags.model_path},
+                     {"path", g_flags.out},
+                     {"train_seconds", seconds},
+                     {"summary", model->summary()}};
+  if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
+    auto result = eval::evaluate_split(*model, split, opts.eval, monitor);
+    std::printf("%s", result.table(model->spec().to_string()).c_str());
+    out["evaluation"] = result.to_json();
+  }
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
 // ---- fewrec evaluate -----------------------------------------------------
 
 int cmd_evaluate() {
@@ -676,6 +736,16 @@ void register_commands(CLI::App& app) {
   train->add_option("-o,--out", f.out, "model artifact to write (e.g. model.fwr)")->required();
   train->add_flag("--evaluate", f.evaluate_after, "evaluate on the test part afterwards");
   g_handlers[train] = cmd_train;
+
+  auto* finetune = app.add_subcommand(
+      "finetune",
+      "fine-tune a trained model on new data (a new item set or domain): start from its weights, train the "
+      "finetune.mode parameters at a small rate, save the result");
+  add_common(finetune, f.common);
+  finetune->add_option("--from", f.model_path, "the pretrained model artifact")->required();
+  finetune->add_option("-o,--out", f.out, "model artifact to write")->required();
+  finetune->add_flag("--evaluate", f.evaluate_after, "evaluate on the test part afterwards");
+  g_handlers[finetune] = cmd_finetune;
 
   auto* evaluate = app.add_subcommand(
       "evaluate", "train (or load with --model) and evaluate on the test part of the split");

@@ -1,6 +1,7 @@
 #include "pipeline.h"
 
 #include <chrono>
+#include <cmath>
 #include <set>
 
 #include "fewrec/core/error.h"
@@ -94,6 +95,33 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
   o.fewshot_cold_items = config.get_bool("fewshot.cold_items", true, "fewrec fewshot: run the cold-item protocol");
   o.fewshot_seeds = config.get_int_list(
       "fewshot.seeds", {}, "fewrec fewshot: split seeds to average over (default: split.seed); mean and spread reported");
+  auto& ft = o.finetune;
+  ft.mode = config.get_string("finetune.mode", ft.mode,
+                              "fewrec finetune: which parameters move: full (all), head (the towers' MLP layers and "
+                              "the bias head; embeddings frozen), bias (every bias), lowrank (a low-rank adapter on "
+                              "each MLP layer, merged into it at the end; the rest frozen)");
+  if (ft.mode != "full" && ft.mode != "head" && ft.mode != "bias" && ft.mode != "lowrank")
+    FEWREC_THROW(kInvalidArgument, "config key `finetune.mode`: expected full, head, bias or lowrank, got `{}`", ft.mode);
+  ft.lr = config.get_double("finetune.lr", ft.lr, "fewrec finetune: learning rate (after the warm-up)");
+  ft.epochs = config.get_int("finetune.epochs", ft.epochs, "fewrec finetune: passes over the new data at most");
+  ft.warmup_steps = config.get_int("finetune.warmup_steps", ft.warmup_steps,
+                                   "fewrec finetune: steps of linear learning-rate warm-up from 0");
+  ft.l2 = config.get_double("finetune.l2", ft.l2,
+                            "fewrec finetune: L2 pull towards the pretrained weights (lambda * sum of squared "
+                            "differences over the trained parameters)");
+  ft.rank = config.get_int("finetune.rank", ft.rank, "fewrec finetune: finetune.mode=lowrank: adapter rank");
+  ft.patience = config.get_int("finetune.patience", ft.patience,
+                               "fewrec finetune: with a validation part (split.valid_fraction > 0): epochs "
+                               "without a better validation recall@20 before stopping; the best epoch is kept");
+  if (!(ft.lr > 0) || !std::isfinite(ft.lr))
+    FEWREC_THROW(kInvalidArgument, "config key `finetune.lr`: expected a positive number, got {}", ft.lr);
+  if (ft.epochs < 1) FEWREC_THROW(kInvalidArgument, "config key `finetune.epochs`: expected at least 1, got {}", ft.epochs);
+  if (ft.warmup_steps < 0)
+    FEWREC_THROW(kInvalidArgument, "config key `finetune.warmup_steps`: expected 0 or more, got {}", ft.warmup_steps);
+  if (!(ft.l2 >= 0)) FEWREC_THROW(kInvalidArgument, "config key `finetune.l2`: expected 0 or more, got {}", ft.l2);
+  if (ft.rank < 1) FEWREC_THROW(kInvalidArgument, "config key `finetune.rank`: expected at least 1, got {}", ft.rank);
+  if (ft.patience < 1)
+    FEWREC_THROW(kInvalidArgument, "config key `finetune.patience`: expected at least 1, got {}", ft.patience);
   if (need_model) o.models = model_specs_from_config(config);
   return o;
 }

@@ -42,7 +42,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <unordered_map>
 
 #include "builtin.h"
 #include "common.h"
@@ -319,7 +321,37 @@ class TwoTowerModel final : public Model {
 
     id_rows_ = num_items_;
     net_ = Net(id_rows_, content_.space().size(), user_space_.size(), content_.text_dim(), o_);
-    auto optimizer = train::make_optimizer(net_->parameters(), o_.optimizer);
+    // Fine-tuning: the pretrained weights, the trained subset, its schedule.
+    const FineTuneFrom* ft = topts.finetune;
+    std::vector<torch::Tensor> params = net_->parameters();
+    std::vector<torch::Tensor> pretrained;
+    train::OptimizerOptions oopts = o_.optimizer;
+    int64_t epochs = o_.epochs;
+    if (ft) {
+      init_from_pretrained(*ft, train.catalogue(), monitor);
+      if (ft->mode == "lowrank") add_adapters(ft->rank);
+      train::FineTuneOptions fo;
+      fo.mode = ft->mode;
+      fo.head = {"item_mlp.", "user_mlp.", "bias_head."};
+      params = train::select_trainable(*net_, fo);  // the others: requires_grad(false) until the end of fit
+      for (const auto& p : params) pretrained.push_back(p.detach().clone());
+      oopts.lr = ft->lr;
+      epochs = ft->epochs;
+      monitor.info(fmt::format("{}: fine-tuning ({} mode): {} of {} parameters trained, lr {}, {} warm-up steps, "
+                               "L2 pull {}, {} epochs at most{}",
+                               name(), ft->mode, count_numel(params), count_numel(net_->parameters()), ft->lr,
+                               ft->warmup_steps, ft->l2, ft->epochs,
+                               topts.valid ? fmt::format(", early stopping on the validation set (patience {})",
+                                                         ft->patience)
+                                           : std::string()));
+    }
+    auto optimizer = train::make_optimizer(params, oopts);
+    train::ScheduleOptions schedule;
+    if (ft) schedule.warmup_steps = ft->warmup_steps;
+    train::EarlyStopping stopping(ft ? ft->patience : 0);
+    const bool validate = ft && topts.valid && topts.valid->num_interactions() > 0;
+    if (validate) stopping.update(validation_recall(train, *topts.valid), *net_, 0);
+    int64_t global_step = 0;
 
     // Training pairs: every interaction row of a user with at least 2 rows
     // (a context must remain); the row's user by offsets.
@@ -341,14 +373,14 @@ class TwoTowerModel final : public Model {
                              content_.text_dim(), o_.epochs, threads));
 
     core::Rng rng(core::derive_seed(topts.seed, 23));
-    train::EpochReporter reporter(monitor, name(), o_.epochs);
+    train::EpochReporter reporter(monitor, name(), epochs);
     std::vector<size_t> order(pairs.size());
     std::iota(order.begin(), order.end(), size_t{0});
     std::vector<int32_t> local(static_cast<size_t>(num_items_), -1);
     std::vector<int64_t> uniq, ctx, uflat, ustarts, targets_local, neg_local, rows;
     std::vector<float> ctx_mask, keep, bias;
     epoch_seconds_.clear();
-    for (int64_t epoch = 0; epoch < o_.epochs; ++epoch) {
+    for (int64_t epoch = 0; epoch < epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       net_->train();
       for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[core::uniform_index(rng, i)]);
@@ -448,9 +480,13 @@ class TwoTowerModel final : public Model {
         logits = logits.masked_fill(torch::from_blob(hit.data(), {B, B + S}, torch::kUInt8).clone().to(torch::kBool),
                                     -1e9);
         auto loss = torch::nn::functional::cross_entropy(logits, torch::arange(B, torch::kLong));
+        if (ft && ft->l2 > 0)
+          for (size_t k = 0; k < params.size(); ++k) loss = loss + ft->l2 * (params[k] - pretrained[k]).pow(2).sum();
+        if (ft) train::set_learning_rate(*optimizer, train::scheduled_lr(ft->lr, global_step, schedule));
         optimizer->zero_grad();
         loss.backward();
         optimizer->step();
+        ++global_step;
         loss_sum += loss.item<double>();
         ++steps;
         for (int64_t i : uniq) local[static_cast<size_t>(i)] = -1;
@@ -458,15 +494,37 @@ class TwoTowerModel final : public Model {
       epoch_seconds_.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       reporter.epoch_done(epoch + 1, loss_sum / static_cast<double>(std::max<int64_t>(1, steps)),
                           static_cast<int64_t>(pairs.size()));
+      if (validate) {
+        const double recall = validation_recall(train, *topts.valid);
+        monitor.info(fmt::format("{}: epoch {}: validation recall@20 {:.4f}", name(), epoch + 1, recall));
+        stopping.update(recall, *net_, epoch + 1);
+        if (stopping.should_stop()) break;
+      }
     }
     net_->eval();
+    if (validate && stopping.has_best()) {
+      stopping.restore(*net_);
+      monitor.info(fmt::format("{}: fine-tuning kept epoch {} (validation recall@20 {:.4f}; epoch 0 = the pretrained "
+                               "weights)",
+                               name(), stopping.best_epoch(), stopping.best()));
+      finetune_info_ = {{"best_epoch", stopping.best_epoch()}, {"validation_recall_at_20", stopping.best()}};
+    }
+    if (ft && ft->mode == "lowrank") merge_adapters();
+    for (auto& p : net_->parameters()) p.set_requires_grad(true);
     if (o_.meta_emb) meta_train_generator(train, ubags, topts.seed, monitor);
     refresh_item_vectors(0);
     info_ = {{"pairs", pairs.size()},
              {"trained_items", trained.size()},
              {"item_content", content_.describe()},
              {"user_features", user_space_.describe()}};
+    if (ft) {
+      finetune_info_["mode"] = ft->mode;
+      finetune_info_["matched"] = matched_info_;
+      info_["finetune"] = finetune_info_;
+    }
   }
+
+  bool supports_finetune() const override { return true; }
 
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
     FEWREC_CHECK(net_, kInvalidArgument, "model `{}` is not trained", name());
@@ -703,6 +761,132 @@ class TwoTowerModel final : public Model {
     return out;
   }
 
+  static int64_t count_numel(const std::vector<torch::Tensor>& ts) {
+    int64_t n = 0;
+    for (const auto& t : ts) n += t.numel();
+    return n;
+  }
+
+  // Fine-tuning: copies the pretrained model's weights into the fresh net_:
+  // id rows by external item id (items it did not train start at zero, i.e.
+  // from their content), feature rows by feature name, every other
+  // parameter when its shape matches (it must: same dim and hidden).
+  void init_from_pretrained(const FineTuneFrom& ft, const data::Catalogue& cat, core::Monitor& monitor) {
+    const auto* base = dynamic_cast<const TwoTowerModel*>(ft.model);
+    FEWREC_CHECK(base && base->net_, kInvalidArgument,
+                 "model `{}`: can only fine-tune a trained `two_tower` model, got `{}`", name(),
+                 ft.model ? ft.model->name() : std::string("nothing"));
+    FEWREC_CHECK(ft.item_ids && static_cast<int32_t>(ft.item_ids->size()) == base->num_items_, kInvalidArgument,
+                 "model `{}`: fine-tuning needs the pretrained model's item ids ({} items)", name(), base->num_items_);
+    FEWREC_CHECK(base->o_.dim == o_.dim && base->o_.hidden == o_.hidden, kInvalidArgument,
+                 "model `{}`: the pretrained model has dim {} and hidden {}, this one {} and {}: they must match",
+                 name(), base->o_.dim, base->o_.hidden, o_.dim, o_.hidden);
+    torch::NoGradGuard ng;
+    auto src = base->net_->named_parameters(true);
+    // Feature rows by name.
+    auto map_rows = [&](const hybrid::FeatureSpace& to, const hybrid::FeatureSpace& from, torch::Tensor dst,
+                        const torch::Tensor& srcw) {
+      std::unordered_map<std::string, int32_t> index;
+      for (int32_t f = 0; f < from.size(); ++f) index.emplace(from.feature_name(f), f);
+      int64_t hit = 0;
+      for (int32_t f = 0; f < to.size(); ++f)
+        if (auto it = index.find(to.feature_name(f)); it != index.end()) {
+          dst[f].copy_(srcw[it->second]);
+          ++hit;
+        }
+      return hit;
+    };
+    int64_t items = 0, item_feats = 0, user_feats = 0;
+    for (auto& p : net_->named_parameters(true)) {
+      const std::string& key = p.key();
+      if (key == "id_emb.weight") {
+        std::unordered_map<std::string, int32_t> index;
+        for (int32_t j = 0; j < base->id_rows_; ++j)
+          if (base->content_.known(j)) index.emplace((*ft.item_ids)[static_cast<size_t>(j)], j);
+        p.value().zero_();
+        const auto& w = src[key];
+        for (int32_t i = 0; i < id_rows_; ++i)
+          if (auto it = index.find(cat.items.id(i)); it != index.end()) {
+            p.value()[i].copy_(w[it->second]);
+            ++items;
+          }
+      } else if (key == "item_feat.weight" && src.contains(key)) {
+        item_feats = map_rows(content_.space(), base->content_.space(), p.value(), src[key]);
+      } else if (key == "user_feat.weight" && src.contains(key)) {
+        user_feats = map_rows(user_space_, base->user_space_, p.value(), src[key]);
+      } else if (src.contains(key) && src[key].sizes() == p.value().sizes()) {
+        p.value().copy_(src[key]);
+      }
+    }
+    matched_info_ = {{"items", items},
+                     {"items_total", id_rows_},
+                     {"item_features", item_feats},
+                     {"item_features_total", content_.space().size()},
+                     {"user_features", user_feats},
+                     {"user_features_total", user_space_.size()}};
+    monitor.info(fmt::format("{}: from the pretrained model: {} of {} item ids, {} of {} item features, {} of {} user "
+                             "features",
+                             name(), items, id_rows_, item_feats, content_.space().size(), user_feats,
+                             user_space_.size()));
+  }
+
+  // lowrank fine-tuning: every Linear of both towers' MLPs gets an adapter
+  // (train/finetune.h); merge_adapters() folds them back in (W += B A) so the
+  // saved model has its usual shape.
+  void add_adapters(int64_t rank) {
+    auto wrap = [&](torch::nn::Sequential& seq, const std::string& name) {
+      torch::nn::Sequential adapted(train::LowRankLinear(torch::nn::Linear(seq->ptr<torch::nn::LinearImpl>(0)), rank),
+                                    torch::nn::ReLU(),
+                                    train::LowRankLinear(torch::nn::Linear(seq->ptr<torch::nn::LinearImpl>(2)), rank));
+      seq = net_->replace_module(name, adapted);
+    };
+    wrap(net_->item_mlp, "item_mlp");
+    wrap(net_->user_mlp, "user_mlp");
+  }
+  void merge_adapters() {
+    torch::NoGradGuard ng;
+    auto unwrap = [&](torch::nn::Sequential& seq, const std::string& name) {
+      auto merged = [&](size_t at) {
+        auto lr = seq->ptr<train::LowRankLinearImpl>(at);
+        lr->base->weight.add_(torch::mm(lr->b, lr->a) * lr->scale);
+        return lr->base;
+      };
+      torch::nn::Sequential plain(merged(0), torch::nn::ReLU(), merged(2));
+      seq = net_->replace_module(name, plain);
+    };
+    unwrap(net_->item_mlp, "item_mlp");
+    unwrap(net_->user_mlp, "user_mlp");
+  }
+
+  // Fine-tuning's early-stopping metric: mean recall@20 of the validation
+  // items of (at most 1000) users, ranked over the catalogue from their
+  // training history (seen items excluded).
+  double validation_recall(const data::Dataset& train, const data::Dataset& valid) {
+    net_->eval();
+    refresh_item_vectors(0);
+    double total = 0;
+    int64_t users = 0;
+    std::vector<float> scores(static_cast<size_t>(num_items_));
+    for (data::UserIndex u = 0; u < valid.num_users() && users < 1000; ++u) {
+      const auto truth = valid.item_set(u);
+      if (truth.empty() || u >= train.num_users()) continue;
+      auto state = adapt(data::context_from_dataset(train, u));
+      score_all(*state, scores);
+      for (ItemIndex i : state->seen) scores[static_cast<size_t>(i)] = -std::numeric_limits<float>::infinity();
+      std::vector<int32_t> order(scores.size());
+      std::iota(order.begin(), order.end(), 0);
+      const size_t k = std::min<size_t>(20, order.size());
+      std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                        [&](int32_t a, int32_t b) { return scores[static_cast<size_t>(a)] > scores[static_cast<size_t>(b)]; });
+      int64_t hits = 0;
+      for (size_t r = 0; r < k; ++r) hits += std::binary_search(truth.begin(), truth.end(), order[r]);
+      total += static_cast<double>(hits) / static_cast<double>(std::min<size_t>(k, truth.size()));
+      ++users;
+    }
+    net_->train();
+    return users ? total / static_cast<double>(users) : 0.0;
+  }
+
   // meta_emb: meta-trains net_->meta_gen with everything else frozen. A
   // meta-batch is `meta_items` trained items; for each, two disjoint sets
   // of at most `meta_shots` of its training rows: the cold set A and the
@@ -870,6 +1054,7 @@ class TwoTowerModel final : public Model {
   std::vector<float> item_vectors_;
   std::vector<double> epoch_seconds_;
   nlohmann::json info_;
+  nlohmann::json finetune_info_ = nlohmann::json::object(), matched_info_;
 };
 
 std::unique_ptr<Model> create_two_tower(const ModelSpec& spec) {

@@ -37,10 +37,34 @@ struct ModelSpec {
   static ModelSpec parse(std::string_view text);  // errors name the bad part
 };
 
+class Model;
+
+// Fine-tuning a pretrained model on new data (`fewrec finetune`): fit()
+// starts from `model`'s weights instead of a fresh initialisation (item rows
+// matched by external id, feature rows by feature name; items and features
+// the pretrained model lacks start from content / their initial values) and
+// trains only the parameters `mode` selects, at a small learning rate with a
+// linear warm-up and an optional L2 pull towards the pretrained weights;
+// with a validation set it stops early and keeps the best epoch (the
+// pretrained weights are a candidate too). Models that support it say so in
+// supports_finetune().
+struct FineTuneFrom {
+  const Model* model = nullptr;                        // the pretrained model (same model name)
+  const std::vector<std::string>* item_ids = nullptr;  // its items' external ids by index
+  std::string mode = "full";                           // full | head | bias | lowrank
+  double lr = 2e-4;
+  int64_t epochs = 5;
+  int64_t warmup_steps = 20;
+  double l2 = 0.0;                                     // lambda * sum ||theta - theta0||^2
+  int64_t rank = 8;                                    // lowrank: adapter rank
+  int64_t patience = 2;                                // epochs without a better validation metric
+};
+
 struct TrainOptions {
   int threads = 0;            // 0 = all cores
   uint64_t seed = 42;
   const data::Dataset* valid = nullptr;  // optional validation set (early stopping)
+  const FineTuneFrom* finetune = nullptr;  // fit() fine-tunes this pretrained model instead (supports_finetune())
 };
 
 // Per-user state produced by adapt(). Models subclass it.
@@ -94,6 +118,8 @@ class Model {
 
   // Short human-readable summary after training.
   virtual nlohmann::json summary() const { return nlohmann::json::object(); }
+  // Whether fit() honours TrainOptions::finetune (fewrec finetune).
+  virtual bool supports_finetune() const { return false; }
 
  protected:
   explicit Model(ModelSpec spec) : spec_(std::move(spec)) {}
