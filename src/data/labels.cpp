@@ -406,7 +406,8 @@ LabelModel LabelModel::fit(const PairTable& pairs, const LabelModelOptions& opti
     double var = 0;
     for (size_t r = 0; r < rows.size(); ++r) var += (x[r * cols + c] - mean) * (x[r * cols + c] - mean);
     var /= static_cast<double>(rows.size());
-    const double scale = var > 1e-24 ? std::sqrt(var) : 1.0;
+    // A constant column (up to rounding) keeps scale 1: it stays 0 after centring.
+    const double scale = var > 1e-12 * (1.0 + mean * mean) ? std::sqrt(var) : 1.0;
     for (size_t r = 0; r < rows.size(); ++r) x[r * cols + c] = (x[r * cols + c] - mean) / scale;
     m.features_[c + 1].mean = mean;
     m.features_[c + 1].scale = scale;
