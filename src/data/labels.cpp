@@ -367,9 +367,7 @@ LabelModel LabelModel::fit(const PairTable& pairs, const LabelModelOptions& opti
     positives += pairs.labels[i];
   }
   const auto n = static_cast<int64_t>(rows.size());
-  FEWREC_CHECK(n > 0, kInvalidArgument,
-               "data.label_model.target `{}`: no pair of the data has a label ({} pairs); the target's event "
-               "type never occurs",
+  FEWREC_CHECK(n > 0, kInvalidArgument, "data.label_model.target `{}`: no labelled pair to train on ({} pairs)",
                options.target, pairs.size());
   FEWREC_CHECK(positives > 0, kInvalidArgument,
                "data.label_model.target `{}`: no positive example among {} labelled pairs (need both classes)",
@@ -469,8 +467,9 @@ LabelModel LabelModel::from_json(const nlohmann::json& j, std::string_view origi
     return Error(ErrorCode::kCorrupt, fmt::format("`{}` is not a valid label model: {}", origin, what), __FILE__,
                  __LINE__);
   };
-  if (!j.is_object() || j.value("format", "") != kFormat) throw bad(fmt::format("format is not `{}`", kFormat));
-  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<int>() != kVersion)
+  if (!j.is_object() || !j.contains("format") || !j["format"].is_string() || j["format"] != kFormat)
+    throw bad(fmt::format("format is not `{}`", kFormat));
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"].get<int64_t>() != kVersion)
     throw bad(fmt::format("unsupported version (expected {})", kVersion));
   LabelModel m;
   try {

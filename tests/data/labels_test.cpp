@@ -437,6 +437,14 @@ TEST(LabelSaveLoad, RoundTripGivesIdenticalProbabilities) {
                                             "value_centred", "log1p(weight_sum)"));
 
   // Corrupt files are clear errors.
+  for (const char* field : {"weight", "scale"}) {
+    auto j = model.to_json();
+    j["features"][1][field] = field == std::string("scale") ? nlohmann::json(0.0) : nlohmann::json("x");
+    EXPECT_THAT(error_of([&] { LabelModel::from_json(j, "m.json"); }),
+                HasSubstr("`m.json` is not a valid label model")) << field;
+  }
+  EXPECT_THAT(error_of([&] { LabelModel::from_json(nlohmann::json{{"format", 1}}, "m.json"); }),
+              HasSubstr("format is not `fewrec-label-model`"));
   {
     std::ofstream(path) << "{\"format\": \"fewrec-label-model\", \"version\": 1}";
   }
