@@ -145,6 +145,36 @@ TEST(LabelFit, IsDeterministic) {
   EXPECT_EQ(a, b);
 }
 
+// predict() is the fitted model: at the optimum of the penalised log-loss the
+// gradient vanishes, sum_i (p_i - y_i) x_if + l2 w_f = 0 for every feature f
+// (no penalty on the bias: the mean probability equals the positive rate).
+TEST(LabelFit, PredictionsSatisfyTheOptimalityConditions) {
+  const auto& p = planted();
+  const auto table = build_pair_table(p.behaviour, LabelTarget::parse("rating:value>=4"));
+  LabelModelOptions o;
+  o.target = "rating:value>=4";
+  o.l2 = 10.0;
+  const auto model = LabelModel::fit(table, o);
+  const auto prob = model.predict(table);
+  const auto& features = model.features();
+  std::vector<double> grad(features.size(), 0.0);
+  double n = 0;
+  for (size_t i = 0; i < table.size(); ++i) {
+    if (!table.labelled[i]) continue;
+    n += 1;
+    const double r = prob[i] - table.labels[i];
+    grad[0] += r;
+    for (size_t f = 1; f < features.size(); ++f) {
+      double v = table.signal(i, table.column(features[f].signal));
+      if (features[f].log1p) v = std::log1p(std::max(0.0, v));
+      grad[f] += r * (v - features[f].mean) / features[f].scale;
+    }
+  }
+  for (size_t f = 1; f < features.size(); ++f) grad[f] += o.l2 * features[f].weight;
+  // float probabilities: ~1e-7 relative error per term.
+  for (size_t f = 0; f < features.size(); ++f) EXPECT_NEAR(grad[f] / n, 0.0, 1e-5) << features[f].name;
+}
+
 // ---------------------------------------------------------------- pairs and targets
 
 TEST(LabelPairs, SignalsOfAHandWrittenShop) {
