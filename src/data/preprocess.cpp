@@ -195,8 +195,10 @@ PreprocessOptions PreprocessOptions::from_config(core::Config& config) {
                                "which pairs are positives: threshold (data.positive_threshold) | model (the "
                                "label model, data.label_model.*)");
   o.label_model = LabelModelOptions::from_config(config);
+  // Contradictions are judged on values, not on presence: a saved model's
+  // effective config lists every key with its default.
   if (o.labels == "model") {
-    if (present)
+    if (o.has_threshold && o.positive_threshold != 0.0)
       FEWREC_THROW(kInvalidArgument,
                    "config key `data.positive_threshold` contradicts `data.labels = \"model\"` (the label model "
                    "decides the positives); remove one of them");
@@ -209,9 +211,14 @@ PreprocessOptions PreprocessOptions::from_config(core::Config& config) {
                    "`data.labels = \"model\"` needs `data.label_model.target` (event:NAME | NAME:value>=T | "
                    "value>=T)");
   } else if (o.labels == "threshold") {
-    for (const char* key : {"data.label_model.target", "data.label_model.threshold", "data.label_model.l2",
-                            "data.label_model.trust_observed"})
-      if (config.has(key))
+    const LabelModelOptions def;
+    const std::pair<const char*, bool> changed[] = {
+        {"data.label_model.target", !o.label_model.target.empty()},
+        {"data.label_model.threshold", o.label_model.threshold != def.threshold},
+        {"data.label_model.l2", o.label_model.l2 != def.l2},
+        {"data.label_model.trust_observed", o.label_model.trust_observed != def.trust_observed}};
+    for (const auto& [key, set] : changed)
+      if (set)
         FEWREC_THROW(kInvalidArgument,
                      "config key `{}` is set but `data.labels = \"threshold\"`; set data.labels = \"model\" to "
                      "use the label model",

@@ -187,6 +187,21 @@ TEST(Cli, LabelsPrintsWeightsHeldOutMetricsAndWritesLabels) {
   EXPECT_EQ(header, "user,item,timestamp,label,confidence,probability,observed");
 }
 
+// A model trained on the label model's labels: the artifact's config
+// (every key with its value) reloads and gives the same numbers.
+TEST(Cli, TrainOnLabelModelLabelsSaveLoadEvaluate) {
+  auto dir = temp_dir("labels_train");
+  auto model = (dir / "m.fwr").string();
+  auto r1 = run("train " + kBehaviour + "--set data.labels=model --set 'data.label_model.target=rating:value>=4' "
+                "--set model.name=itemknn --evaluate -o " + model + " --json " + (dir / "train.json").string());
+  ASSERT_EQ(r1.code, 0) << r1.out;
+  auto r2 = run("evaluate -q --model " + model + " --json " + (dir / "eval.json").string());
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  EXPECT_EQ(read_json(dir / "train.json")["evaluation"]["metrics"].dump(),
+            read_json(dir / "eval.json")["metrics"].dump());
+  EXPECT_GT(read_json(dir / "eval.json")["data"]["labels"]["positive_pairs"].get<int64_t>(), 0);
+}
+
 TEST(Cli, LabelModelErrorsNameTheKey) {
   auto r = run("labels " + kBehaviour);
   EXPECT_EQ(r.code, 2) << r.out;

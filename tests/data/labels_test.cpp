@@ -436,6 +436,15 @@ TEST(LabelErrors, ConfigKeysNameTheKeyAndWhatWasExpected) {
               HasSubstr("cannot parse `value=>4`"));
   EXPECT_THAT(read("[data]\nlabels = \"model\"\n[data.label_model]\ntarget = \"value>=4\"\nthreshold = 1.5\n"),
               HasSubstr("`data.label_model.threshold` must be in (0, 1), got 1.5"));
+  EXPECT_THAT(read("[data.label_model]\nl2 = 3.0\n"),
+              HasSubstr("config key `data.label_model.l2` is set but `data.labels = \"threshold\"`"));
+  // A saved model's effective config lists every key with its default: no contradiction.
+  EXPECT_EQ(read("[data]\npositive_threshold = 4.0\n[data.label_model]\ntarget = \"\"\nthreshold = 0.5\n"
+                 "l2 = 1.0\ntrust_observed = true\n"),
+            "(no error)");
+  EXPECT_EQ(read("[data]\nlabels = \"model\"\npositive_threshold = 0.0\ndedupe = true\n"
+                 "[data.label_model]\ntarget = \"value>=4\"\n"),
+            "(no error)");
   // Absent keys: today's behaviour.
   auto c = core::Config::from_toml_string("[data]\npositive_threshold = 4\n");
   auto o = PreprocessOptions::from_config(c);
