@@ -124,6 +124,7 @@ int cmd_config() {
   probe.set("data.path", std::string("<path>"));
   read_run_options(probe, true);
   probe_text_options(probe);
+  probe_label_options(probe);
 #ifdef FEWREC_HAVE_SERVE
   probe_serve_options(probe);
 #endif
@@ -167,17 +168,11 @@ void write_rows_csv(const fs::path& path, const data::Dataset& ds) {
   std::ofstream out(path);
   if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path.string(), std::strerror(errno));
   out << "user,item,value,timestamp,event,weight\n";
-  auto quote = [](const std::string& s) {
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
-    return q + "\"";
-  };
   for (data::UserIndex u = 0; u < ds.num_users(); ++u) {
     auto h = ds.history(u);
     for (size_t i = 0; i < h.size(); ++i) {
-      out << quote(ds.users().id(u)) << ',' << quote(ds.items().id(h.items[i])) << ',' << h.values[i]
-          << ',' << h.timestamps[i] << ',' << quote(ds.event_types().id(h.events[i])) << ','
+      out << csv_field(ds.users().id(u)) << ',' << csv_field(ds.items().id(h.items[i])) << ',' << h.values[i]
+          << ',' << h.timestamps[i] << ',' << csv_field(ds.event_types().id(h.events[i])) << ','
           << h.weights[i] << '\n';
     }
   }
@@ -699,6 +694,13 @@ void write_json(const std::string& path, const nlohmann::json& j) {
   if (!out) FEWREC_THROW(kIo, "cannot write `{}`: {}", path, std::strerror(errno));
 }
 
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += (c == '"') ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
 // Markdown table cells: a literal '|' would end the cell.
 std::string md_cell(const std::string& s) {
   std::string out;
@@ -770,6 +772,7 @@ void register_commands(CLI::App& app) {
   add_common(demo, f.common);
   g_handlers[demo] = cmd_demo;
 
+  register_label_commands(app);
   register_text_commands(app);
 #ifdef FEWREC_HAVE_SERVE
   register_serve_commands(app);

@@ -35,6 +35,8 @@ void write_json(const std::string& path, const nlohmann::json& j);
 // The handler run when `cmd` is the deepest parsed subcommand.
 void set_handler(const CLI::App* cmd, std::function<int()> handler);
 
+// CSV field, quoted when it holds ',', '"' or a newline.
+std::string csv_field(const std::string& s);
 // Markdown table cell ('|' escaped).
 std::string md_cell(const std::string& s);
 // Reads the text.* keys of `fewrec encode` (for `fewrec config`).
@@ -45,5 +47,8 @@ void register_text_commands(CLI::App& app);   // encode, glove
 void register_serve_commands(CLI::App& app);  // serve, store import
 // Reads the serve.*, store.* and import.* keys (for `fewrec config`).
 void probe_serve_options(core::Config& config);
+void register_label_commands(CLI::App& app);  // labels
+// Reads the labels.* keys of `fewrec labels` (for `fewrec config`).
+void probe_label_options(core::Config& config);
 
 }  // namespace fewrec::cli

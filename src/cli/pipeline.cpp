@@ -126,7 +126,7 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
   return o;
 }
 
-data::Dataset load_data(const RunOptions& options, core::Monitor& monitor, nlohmann::json* info) {
+data::Dataset load_raw_data(const RunOptions& options, core::Monitor& monitor, nlohmann::json* info) {
   data::Dataset ds;
   nlohmann::json src;
   src["format"] = options.data_format;
@@ -149,11 +149,30 @@ data::Dataset load_data(const RunOptions& options, core::Monitor& monitor, nlohm
     }
   }
   src["raw_interactions"] = ds.num_interactions();
-  ds = data::preprocess(ds, options.preprocess);
+  if (info) *info = src;
+  return ds;
+}
+
+data::Dataset load_data(const RunOptions& options, core::Monitor& monitor, nlohmann::json* info) {
+  nlohmann::json src;
+  data::Dataset ds = load_raw_data(options, monitor, &src);
+  const bool label_model = options.preprocess.labels == "model";
+  if (label_model) monitor.info(fmt::format("fitting the label model (target {})", options.preprocess.label_model.target));
+  data::LabelReport labels;
+  ds = data::preprocess(ds, options.preprocess, &labels);
   src["interactions"] = ds.num_interactions();
   if (options.preprocess.has_threshold) src["positive_threshold"] = options.preprocess.positive_threshold;
+  if (label_model) {
+    src["labels"] = {{"target", options.preprocess.label_model.target},
+                     {"pairs", labels.pairs},
+                     {"labelled_pairs", labels.labelled},
+                     {"positive_pairs", labels.kept}};
+    monitor.info(fmt::format("label model: {} of {} pairs positive ({} labelled by the target)", labels.kept,
+                             labels.pairs, labels.labelled));
+  }
   if (ds.num_interactions() == 0)
-    FEWREC_THROW(kInvalidArgument, "no interactions left after preprocessing (check data.positive_threshold and the k-core settings)");
+    FEWREC_THROW(kInvalidArgument, "no interactions left after preprocessing (check data.positive_threshold, "
+                 "data.labels and the k-core settings)");
   if (info) *info = src;
   return ds;
 }

@@ -47,6 +47,11 @@ RunOptions read_run_options(core::Config& config, bool need_model = true);
 data::Dataset load_data(const RunOptions& options, core::Monitor& monitor,
                         nlohmann::json* info = nullptr);
 
+// Loads (or generates) the dataset without any preprocessing (raw events:
+// what the label model reads).
+data::Dataset load_raw_data(const RunOptions& options, core::Monitor& monitor,
+                            nlohmann::json* info = nullptr);
+
 // Splits according to options (split.kind = none -> train = everything,
 // test empty).
 data::Split split_data(const data::Dataset& ds, const RunOptions& options);

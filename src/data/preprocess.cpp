@@ -191,6 +191,42 @@ PreprocessOptions PreprocessOptions::from_config(core::Config& config) {
       "data.positive_threshold", 0.0,
       "keep interactions with value >= this (implicit feedback); absent = keep every row");
   o.has_threshold = present && !std::isnan(o.positive_threshold);
+  o.labels = config.get_string("data.labels", "threshold",
+                               "which pairs are positives: threshold (data.positive_threshold) | model (the "
+                               "label model, data.label_model.*)");
+  o.label_model = LabelModelOptions::from_config(config);
+  // Contradictions are judged on values, not on presence: a saved model's
+  // effective config lists every key with its default.
+  if (o.labels == "model") {
+    if (o.has_threshold && o.positive_threshold != 0.0)
+      FEWREC_THROW(kInvalidArgument,
+                   "config key `data.positive_threshold` contradicts `data.labels = \"model\"` (the label model "
+                   "decides the positives); remove one of them");
+    if (config.has("data.dedupe") && !o.dedupe)
+      FEWREC_THROW(kInvalidArgument,
+                   "config key `data.dedupe = false` contradicts `data.labels = \"model\"` (the label model keeps "
+                   "one row per (user, item) pair); remove one of them");
+    if (o.label_model.target.empty())
+      FEWREC_THROW(kInvalidArgument,
+                   "`data.labels = \"model\"` needs `data.label_model.target` (event:NAME | NAME:value>=T | "
+                   "value>=T)");
+  } else if (o.labels == "threshold") {
+    const LabelModelOptions def;
+    const std::pair<const char*, bool> changed[] = {
+        {"data.label_model.target", !o.label_model.target.empty()},
+        {"data.label_model.threshold", o.label_model.threshold != def.threshold},
+        {"data.label_model.l2", o.label_model.l2 != def.l2},
+        {"data.label_model.trust_observed", o.label_model.trust_observed != def.trust_observed}};
+    for (const auto& [key, set] : changed)
+      if (set)
+        FEWREC_THROW(kInvalidArgument,
+                     "config key `{}` is set but `data.labels = \"threshold\"`; set data.labels = \"model\" to "
+                     "use the label model",
+                     key);
+  } else {
+    FEWREC_THROW(kInvalidArgument, "config key `data.labels`: unknown value `{}`; expected threshold or model",
+                 o.labels);
+  }
   o.min_user_interactions = check_min_count(
       config.get_int("data.min_user_interactions", 0, "k-core: drop users with fewer interactions (0 = off)"),
       "data.min_user_interactions");
@@ -200,14 +236,21 @@ PreprocessOptions PreprocessOptions::from_config(core::Config& config) {
   return o;
 }
 
-Dataset preprocess(const Dataset& ds, const PreprocessOptions& options) {
+Dataset preprocess(const Dataset& ds, const PreprocessOptions& options, LabelReport* labels) {
   const DedupeKeep keep = parse_dedupe_keep(options.dedupe_keep);
   FEWREC_CHECK(options.min_user_interactions >= 0 && options.min_item_interactions >= 0,
                kInvalidArgument, "k-core thresholds must be >= 0, got users {} / items {}",
                options.min_user_interactions, options.min_item_interactions);
-  Dataset out = options.dedupe ? dedupe(ds, keep) : ds;
-  if (options.has_threshold && !std::isnan(options.positive_threshold))
-    out = to_implicit(out, static_cast<float>(options.positive_threshold));
+  Dataset out;
+  if (options.labels == "model") {
+    out = apply_label_model(ds, options.label_model, keep, labels);
+  } else {
+    FEWREC_CHECK(options.labels == "threshold", kInvalidArgument,
+                 "unknown data.labels `{}`; expected threshold or model", options.labels);
+    out = options.dedupe ? dedupe(ds, keep) : ds;
+    if (options.has_threshold && !std::isnan(options.positive_threshold))
+      out = to_implicit(out, static_cast<float>(options.positive_threshold));
+  }
   if (options.min_user_interactions > 0 || options.min_item_interactions > 0)
     out = k_core(out, options.min_user_interactions, options.min_item_interactions);
   return out;

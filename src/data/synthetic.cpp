@@ -238,6 +238,9 @@ double exponential(core::Rng& rng, double mean) {
 }
 
 void validate(const SyntheticOptions& o) {
+  FEWREC_CHECK(!o.behaviour || o.ratings, kInvalidArgument,
+               "synthetic data: `data.synthetic.behaviour = true` needs `data.synthetic.ratings = true` (ratings drive "
+               "the behaviour)");
   const auto max_topics = static_cast<int32_t>(std::size(kTopics));
   FEWREC_CHECK(o.num_users >= 1, kInvalidArgument,
                "synthetic data: users (data.synthetic.users) must be at least 1, got {}",
@@ -562,6 +565,12 @@ SyntheticOptions SyntheticOptions::from_config(core::Config& config) {
   o.ratings =
       config.get_bool("data.synthetic.ratings", o.ratings,
                       "values are 1..5 ratings correlated with affinity (false: implicit, 1)");
+  o.behaviour = config.get_bool(
+      "data.synthetic.behaviour", o.behaviour,
+      "events are views (value = completion, weight = dwell seconds) driven by the ratings, plus the rating itself "
+      "on a share of the pairs (for the label model)");
+  o.rated_fraction = config.get_double("data.synthetic.rated_fraction", o.rated_fraction,
+                                       "behaviour: share of pairs that also carry their rating event");
   o.seed = static_cast<uint64_t>(config.get_int("data.synthetic.seed", static_cast<int64_t>(o.seed),
                                                 "random seed of the synthetic data"));
   return o;
@@ -810,7 +819,45 @@ Dataset make_synthetic(const SyntheticOptions& o, SyntheticTruth* truth) {
                 truth->user_factors.begin() + static_cast<size_t>(u) * D);
     }
   }
-  return std::move(builder).build("synthetic");
+  Dataset ds = std::move(builder).build("synthetic");
+  if (o.behaviour) return make_behaviour_events(ds, o.rated_fraction, core::derive_seed(o.seed, 0xbe4a));
+  return ds;
+}
+
+Dataset make_behaviour_events(const Dataset& rated, double rated_fraction, uint64_t seed) {
+  FEWREC_CHECK(rated_fraction >= 0 && rated_fraction <= 1, kInvalidArgument,
+               "synthetic data: rated_fraction (data.synthetic.rated_fraction) must be in [0, 1], got {}",
+               rated_fraction);
+  auto cat = std::make_shared<Catalogue>(rated.catalogue());
+  const auto view = static_cast<EventType>(cat->event_types.add("view"));
+  const auto rating = static_cast<EventType>(cat->event_types.add("rating"));
+  constexpr int64_t kViewGap = 300;  // seconds between a pair's views
+  std::vector<Interaction> out;
+  out.reserve(static_cast<size_t>(rated.num_interactions()) * 3);
+  for (UserIndex u = 0; u < rated.num_users(); ++u) {
+    core::Rng rng(core::derive_seed(seed, static_cast<uint64_t>(u)));
+    const double activity = 0.5 * core::normal01(rng);
+    const double dwell_habit = 0.4 * core::normal01(rng);
+    const auto h = rated.history(u);
+    for (size_t k = 0; k < h.size(); ++k) {
+      const double r = static_cast<double>(h.values[k]) - 3.0;
+      // Poisson by multiplying uniforms (lambda stays small).
+      const double lambda = std::min(30.0, std::exp(-0.4 + 0.45 * r + activity));
+      int extra = 0;
+      for (double prod = core::uniform01(rng), limit = std::exp(-lambda); prod > limit;
+           prod *= core::uniform01(rng))
+        ++extra;
+      int64_t t = h.timestamps[k];
+      for (int v = 0; v <= extra; ++v, t += kViewGap) {
+        const double completion = 1.0 / (1.0 + std::exp(-(0.5 * r + core::normal01(rng))));
+        const double dwell = std::exp(3.2 + 0.3 * r + dwell_habit + 0.9 * core::normal01(rng));
+        out.push_back(Interaction{u, h.items[k], t, static_cast<float>(completion), view, static_cast<float>(dwell)});
+      }
+      if (core::uniform01(rng) < rated_fraction)
+        out.push_back(Interaction{u, h.items[k], t, h.values[k], rating, 1.0f});
+    }
+  }
+  return Dataset(std::move(cat), std::move(out), rated.name());
 }
 
 }  // namespace fewrec::data

@@ -166,6 +166,58 @@ TEST(Cli, DataSplitWritesFiles) {
   EXPECT_TRUE(fs::exists(dir / "split.json"));
 }
 
+const std::string kBehaviour = kSmall + "--set data.synthetic.behaviour=true ";
+
+TEST(Cli, LabelsPrintsWeightsHeldOutMetricsAndWritesLabels) {
+  auto dir = temp_dir("labels");
+  auto r = run("labels " + kBehaviour + "--set 'data.label_model.target=rating:value>=4' -o " +
+               (dir / "labels.csv").string() + " --save " + (dir / "model.json").string() + " --json " +
+               (dir / "out.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("log1p(weight_sum)"));
+  EXPECT_THAT(r.out, HasSubstr("baseline events>=2"));
+  auto j = read_json(dir / "out.json");
+  const auto& h = j["heldout"];
+  EXPECT_GT(h["label_model"]["count"].get<int64_t>(), 100);
+  EXPECT_LT(h["label_model"]["log_loss"].get<double>(), h["baseline"]["log_loss"].get<double>());
+  EXPECT_EQ(read_json(dir / "model.json")["target"], "rating:value>=4");
+  std::ifstream csv(dir / "labels.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "user,item,timestamp,label,confidence,probability,observed");
+}
+
+// A model trained on the label model's labels: the artifact's config
+// (every key with its value) reloads and gives the same numbers.
+TEST(Cli, TrainOnLabelModelLabelsSaveLoadEvaluate) {
+  auto dir = temp_dir("labels_train");
+  auto model = (dir / "m.fwr").string();
+  auto r1 = run("train " + kBehaviour + "--set data.labels=model --set 'data.label_model.target=rating:value>=4' "
+                "--set model.name=itemknn --evaluate -o " + model + " --json " + (dir / "train.json").string());
+  ASSERT_EQ(r1.code, 0) << r1.out;
+  auto r2 = run("evaluate -q --model " + model + " --json " + (dir / "eval.json").string());
+  ASSERT_EQ(r2.code, 0) << r2.out;
+  EXPECT_EQ(read_json(dir / "train.json")["evaluation"]["metrics"].dump(),
+            read_json(dir / "eval.json")["metrics"].dump());
+  EXPECT_GT(read_json(dir / "eval.json")["data"]["labels"]["positive_pairs"].get<int64_t>(), 0);
+}
+
+TEST(Cli, LabelModelErrorsNameTheKey) {
+  auto r = run("labels " + kBehaviour);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("needs `data.label_model.target`"));
+  r = run("labels " + kBehaviour + "--set data.label_model.target=event:purchase");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("unknown event type `purchase`"));
+  r = run("labels " + kBehaviour + "--set 'data.label_model.target=rating:value>=4' --set 'labels.baseline=dwell>=3'");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("config key `labels.baseline`: unknown signal `dwell`"));
+  r = run("evaluate " + kSmall + "--set data.labels=model --set 'data.label_model.target=value>=4' "
+          "--set data.positive_threshold=4");
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("`data.positive_threshold` contradicts `data.labels = \"model\"`"));
+}
+
 // The README's generated tables (scripts/update-readme) must name every
 // config key and every model option the binary knows.
 TEST(Cli, ReadmeDocumentsEveryConfigKeyAndModelOption) {

@@ -1,4 +1,5 @@
-// Preprocessing: dedupe, implicit conversion, k-core filtering.
+// Preprocessing: dedupe, implicit conversion (a fixed threshold or the label
+// model), k-core filtering.
 // All return new datasets over the same catalogue (index spaces unchanged);
 // `compact` is the one step that re-indexes.
 #pragma once
@@ -6,6 +7,7 @@
 #include <string>
 
 #include "fewrec/data/dataset.h"
+#include "fewrec/data/labels.h"
 
 namespace fewrec::core {
 class Config;
@@ -34,11 +36,19 @@ struct PreprocessOptions {
   std::string dedupe_keep = "last";  // last | first | max | sum
   double positive_threshold = 0;     // 0 / NaN = keep every row
   bool has_threshold = false;
+  // Which pairs are positives: "threshold" (data.positive_threshold, the
+  // default) or "model" (the label model replaces dedupe + threshold: one row
+  // per pair it labels positive, weight = confidence).
+  std::string labels = "threshold";
+  LabelModelOptions label_model;     // data.label_model.*
   int min_user_interactions = 0;     // k-core (0 = off)
   int min_item_interactions = 0;
-  static PreprocessOptions from_config(core::Config& config);  // data.dedupe, data.positive_threshold, data.min_user_interactions, ...
+  // data.dedupe, data.positive_threshold, data.labels, data.label_model.*,
+  // data.min_user_interactions, ...; contradictory keys are errors.
+  static PreprocessOptions from_config(core::Config& config);
 };
 
-Dataset preprocess(const Dataset& ds, const PreprocessOptions& options);
+// `labels` receives what the label model did when options.labels = "model".
+Dataset preprocess(const Dataset& ds, const PreprocessOptions& options, LabelReport* labels = nullptr);
 
 }  // namespace fewrec::data

@@ -37,6 +37,8 @@ struct SyntheticOptions {
   double drift = 0.2;              // taste drift over a user's timeline
   double temperature = 0.5;        // softmax temperature of affinities
   bool ratings = true;             // values are 1..5 ratings correlated with affinity
+  bool behaviour = false;          // events are views (+ some ratings): make_behaviour_events
+  double rated_fraction = 0.3;     // behaviour: share of pairs that also carry their rating
   uint64_t seed = 7;
   // Reads data.synthetic.users, .items, .topics, .dim, .mean_interactions, .seed, ...
   static SyntheticOptions from_config(core::Config& config);
@@ -46,6 +48,17 @@ struct SyntheticOptions {
 // "region", "occupation"; item features: text "title", tags "genres" (topic
 // name), categorical "topic", numeric "year".
 Dataset make_synthetic(const SyntheticOptions& options);
+
+// Raw behaviour driven by the ratings of `rated` (values 1..5): the label
+// model's planted structure. Each row (user, item, rating r) becomes
+//   views: 1 + Poisson(exp(-0.4 + 0.45 (r - 3) + a_u)) events of type "view",
+//          5 minutes apart, value = completion sigmoid(0.5 (r - 3) + N(0, 1))
+//          in (0, 1), weight = dwell seconds exp(3.2 + 0.3 (r - 3) + b_u + 0.9 N(0, 1));
+//   with probability rated_fraction, a "rating" event with value r after them.
+// a_u ~ N(0, 0.5) (how much a user re-watches) and b_u ~ N(0, 0.4) (how long
+// they dwell) are per-user habits unrelated to taste. Liking is r >= 4.
+// Same catalogue plus the event types "view" and "rating".
+Dataset make_behaviour_events(const Dataset& rated, double rated_fraction, uint64_t seed);
 
 // The planted ground truth, for quality tests and diagnostics. Topics index
 // synthetic_topics(); row-major factor matrices.
