@@ -230,9 +230,13 @@ struct NetImpl : torch::nn::Module {
       if (p.key().find("emb") != std::string::npos || p.key().find("feat") != std::string::npos)
         p.value().normal_(0.0, 0.05);
     // Last, so the other modules' initial weights do not depend on meta_emb.
-    if (o.meta_emb)
+    if (o.meta_emb) {
       meta_gen = register_module("meta_gen", torch::nn::Sequential(torch::nn::Linear(o.dim, o.hidden), torch::nn::ReLU(),
                                                                     torch::nn::Linear(o.hidden, o.dim)));
+      // It starts as the zero embedding: a new item is its content, as without it.
+      meta_gen->ptr<torch::nn::LinearImpl>(2)->weight.zero_();
+      meta_gen->ptr<torch::nn::LinearImpl>(2)->bias.zero_();
+    }
   }
 
   // Input vectors [U, dim] of items `ids`: id part times `id_keep` [U] (0/1),
@@ -517,6 +521,7 @@ class TwoTowerModel final : public Model {
              {"trained_items", trained.size()},
              {"item_content", content_.describe()},
              {"user_features", user_space_.describe()}};
+    if (!meta_info_.is_null()) info_["meta_emb"] = meta_info_;
     if (ft) {
       finetune_info_["mode"] = ft->mode;
       finetune_info_["matched"] = matched_info_;
@@ -768,7 +773,7 @@ class TwoTowerModel final : public Model {
   }
 
   // Fine-tuning: copies the pretrained model's weights into the fresh net_:
-  // id rows by external item id (items it did not train start at zero, i.e.
+  // id rows by external item id (items it does not have start at zero, i.e.
   // from their content), feature rows by feature name, every other
   // parameter when its shape matches (it must: same dim and hidden).
   void init_from_pretrained(const FineTuneFrom& ft, const data::Catalogue& cat, core::Monitor& monitor) {
@@ -801,8 +806,7 @@ class TwoTowerModel final : public Model {
       const std::string& key = p.key();
       if (key == "id_emb.weight") {
         std::unordered_map<std::string, int32_t> index;
-        for (int32_t j = 0; j < base->id_rows_; ++j)
-          if (base->content_.known(j)) index.emplace((*ft.item_ids)[static_cast<size_t>(j)], j);
+        for (int32_t j = 0; j < base->id_rows_; ++j) index.emplace((*ft.item_ids)[static_cast<size_t>(j)], j);
         p.value().zero_();
         const auto& w = src[key];
         for (int32_t i = 0; i < id_rows_; ++i)
@@ -911,6 +915,17 @@ class TwoTowerModel final : public Model {
       net_->gen_on = true;
       return;
     }
+    // A tenth of the items (at least 2 when there are 4+) validate: after
+    // each epoch their cold loss decides which generator is kept; epoch 0 =
+    // the zero generator, i.e. content alone.
+    core::Rng rng(core::derive_seed(seed, 29));
+    for (size_t i = eligible.size(); i > 1; --i) std::swap(eligible[i - 1], eligible[core::uniform_index(rng, i)]);
+    std::vector<int64_t> held;
+    if (eligible.size() >= 4) {
+      const size_t nh = std::max<size_t>(2, std::min<size_t>(eligible.size() / 10, static_cast<size_t>(o_.meta_items)));
+      held.assign(eligible.end() - static_cast<std::ptrdiff_t>(nh), eligible.end());
+      eligible.resize(eligible.size() - nh);
+    }
     std::vector<data::UserIndex> user_of_row(items.size());
     for (data::UserIndex u = 0; u < train.num_users(); ++u)
       for (int64_t r = offsets[u]; r < offsets[u + 1]; ++r) user_of_row[static_cast<size_t>(r)] = u;
@@ -929,7 +944,6 @@ class TwoTowerModel final : public Model {
     oo.name = "adam";
     oo.lr = o_.meta_lr;
     auto optimizer = train::make_optimizer(gen_params, oo);
-    core::Rng rng(core::derive_seed(seed, 29));
     const int64_t H = o_.history, K = o_.meta_shots;
     std::vector<int64_t> ctx, uflat, ustarts, urows, target, batch;
     std::vector<float> cmask, nctx;
@@ -964,59 +978,95 @@ class TwoTowerModel final : public Model {
                             torch::from_blob(nctx.data(), {R, 1}, torch::kFloat).clone());
     };
     const int64_t I = std::min<int64_t>(o_.meta_items, static_cast<int64_t>(eligible.size()));
+    // The meta-loss of a batch of items; `r` draws each item's two sets.
+    auto batch_loss = [&](const std::vector<int64_t>& batch_items, core::Rng& r) {
+      const int64_t n = static_cast<int64_t>(batch_items.size());
+      std::vector<int64_t> rows_a, rows_b, tgt_a, tgt_b;
+      for (int64_t j = 0; j < n; ++j) {
+        auto rs = rows_of[static_cast<size_t>(batch_items[static_cast<size_t>(j)])];  // a copy to shuffle
+        const int64_t take = std::min<int64_t>(2 * K, static_cast<int64_t>(rs.size()));
+        for (int64_t t = 0; t < take; ++t)
+          std::swap(rs[static_cast<size_t>(t)],
+                    rs[static_cast<size_t>(t) + core::uniform_index(r, rs.size() - static_cast<size_t>(t))]);
+        const int64_t na = (take + 1) / 2;
+        for (int64_t t = 0; t < take; ++t) {
+          (t < na ? rows_a : rows_b).push_back(rs[static_cast<size_t>(t)]);
+          (t < na ? tgt_a : tgt_b).push_back(j);
+        }
+      }
+      auto ua = user_vectors(rows_a), ub = user_vectors(rows_b);
+      const auto in = content_.inputs(batch_items, std::vector<float>(static_cast<size_t>(n), 0.0f));
+      torch::Tensor c;
+      {
+        torch::NoGradGuard ng;
+        c = net_->content(n, in.flat, in.starts, in.text);
+      }
+      auto e = net_->meta_gen->forward(c);
+      auto set_loss = [&](const torch::Tensor& u, const torch::Tensor& emb, const std::vector<int64_t>& tgt) {
+        auto x = c + emb;
+        auto logits = torch::mm(u, net_->item_out(x).t()) / o_.temperature + net_->item_bias(x).unsqueeze(0);
+        return torch::nn::functional::cross_entropy(logits, long_tensor(tgt));
+      };
+      auto la = set_loss(ua, e, tgt_a);
+      torch::Tensor loss = o_.meta_alpha * la;
+      if (o_.meta_alpha < 1.0) {
+        // The warm-up step: each item's embedding moves along the gradient
+        // of its own cold rows (the sum over rows, not the mean).
+        auto g = torch::autograd::grad({la * static_cast<double>(rows_a.size())}, {e}, {}, /*retain_graph=*/true,
+                                       /*create_graph=*/true)[0];
+        loss = loss + (1.0 - o_.meta_alpha) * set_loss(ub, e - o_.meta_warm_lr * g, tgt_b);
+      }
+      return loss;
+    };
+    // Validation: the held-out items in batches of `meta_items`, the same
+    // draws every time; higher is better.
+    auto validation = [&] {
+      core::Rng r(core::derive_seed(seed, 31));
+      double total = 0;
+      int64_t batches = 0;
+      for (size_t s0 = 0; s0 < held.size(); s0 += static_cast<size_t>(I)) {
+        std::vector<int64_t> b(held.begin() + static_cast<std::ptrdiff_t>(s0),
+                               held.begin() + static_cast<std::ptrdiff_t>(std::min(held.size(), s0 + static_cast<size_t>(I))));
+        if (b.size() < 2) break;
+        total += batch_loss(b, r).item<double>();
+        ++batches;
+      }
+      return batches ? -total / static_cast<double>(batches) : 0.0;
+    };
+    train::EarlyStopping stopping(5);
+    const bool validate = held.size() >= 2;
+    if (validate) stopping.update(validation(), *net_->meta_gen, 0);
     train::EpochReporter reporter(monitor, name() + " meta_emb", o_.meta_epochs);
     for (int64_t epoch = 0; epoch < o_.meta_epochs; ++epoch) {
       for (size_t i = eligible.size(); i > 1; --i) std::swap(eligible[i - 1], eligible[core::uniform_index(rng, i)]);
       double loss_sum = 0.0;
       int64_t steps = 0;
-      for (size_t start = 0; start + static_cast<size_t>(I) <= eligible.size() || start == 0; start += static_cast<size_t>(I)) {
+      for (size_t start = 0; start < eligible.size(); start += static_cast<size_t>(I)) {
         const size_t end = std::min(eligible.size(), start + static_cast<size_t>(I));
+        if (end - start < 2) break;
         batch.assign(eligible.begin() + static_cast<std::ptrdiff_t>(start), eligible.begin() + static_cast<std::ptrdiff_t>(end));
-        const int64_t n = static_cast<int64_t>(batch.size());
-        std::vector<int64_t> rows_a, rows_b, tgt_a, tgt_b;
-        for (int64_t j = 0; j < n; ++j) {
-          auto rs = rows_of[static_cast<size_t>(batch[static_cast<size_t>(j)])];  // a copy to shuffle
-          const int64_t take = std::min<int64_t>(2 * K, static_cast<int64_t>(rs.size()));
-          for (int64_t t = 0; t < take; ++t)
-            std::swap(rs[static_cast<size_t>(t)],
-                      rs[static_cast<size_t>(t) + core::uniform_index(rng, rs.size() - static_cast<size_t>(t))]);
-          const int64_t na = (take + 1) / 2;
-          for (int64_t t = 0; t < take; ++t) {
-            (t < na ? rows_a : rows_b).push_back(rs[static_cast<size_t>(t)]);
-            (t < na ? tgt_a : tgt_b).push_back(j);
-          }
-        }
-        auto ua = user_vectors(rows_a), ub = user_vectors(rows_b);
-        const auto in = content_.inputs(batch, std::vector<float>(static_cast<size_t>(n), 0.0f));
-        torch::Tensor c;
-        {
-          torch::NoGradGuard ng;
-          c = net_->content(n, in.flat, in.starts, in.text);
-        }
-        auto e = net_->meta_gen->forward(c);
-        auto set_loss = [&](const torch::Tensor& u, const torch::Tensor& emb, const std::vector<int64_t>& tgt) {
-          auto x = c + emb;
-          auto logits = torch::mm(u, net_->item_out(x).t()) / o_.temperature + net_->item_bias(x).unsqueeze(0);
-          return torch::nn::functional::cross_entropy(logits, long_tensor(tgt));
-        };
-        auto la = set_loss(ua, e, tgt_a);
-        torch::Tensor loss = o_.meta_alpha * la;
-        if (o_.meta_alpha < 1.0) {
-          // The warm-up step: each item's embedding moves along the gradient
-          // of its own cold rows (the sum over rows, not the mean).
-          auto g = torch::autograd::grad({la * static_cast<double>(rows_a.size())}, {e}, {}, /*retain_graph=*/true,
-                                         /*create_graph=*/true)[0];
-          loss = loss + (1.0 - o_.meta_alpha) * set_loss(ub, e - o_.meta_warm_lr * g, tgt_b);
-        }
+        auto loss = batch_loss(batch, rng);
         optimizer->zero_grad();
         loss.backward();
         optimizer->step();
         loss_sum += loss.item<double>();
         ++steps;
-        if (end == eligible.size()) break;
       }
       reporter.epoch_done(epoch + 1, loss_sum / static_cast<double>(std::max<int64_t>(1, steps)),
                           static_cast<int64_t>(eligible.size()));
+      if (validate) {
+        const double v = validation();
+        monitor.info(fmt::format("{}: meta_emb epoch {}: validation meta-loss {:.4f}", name(), epoch + 1, -v));
+        stopping.update(v, *net_->meta_gen, epoch + 1);
+        if (stopping.should_stop()) break;
+      }
+    }
+    if (validate && stopping.has_best()) {
+      stopping.restore(*net_->meta_gen);
+      monitor.info(fmt::format("{}: meta_emb kept epoch {} (validation meta-loss {:.4f}; epoch 0 = no generator)",
+                               name(), stopping.best_epoch(), -stopping.best()));
+      meta_info_ = {{"best_epoch", stopping.best_epoch()}, {"validation_meta_loss", -stopping.best()},
+                    {"train_items", eligible.size()}, {"validation_items", held.size()}};
     }
     for (auto& p : net_->parameters(true)) p.set_requires_grad(true);
     net_->gen_on = true;
@@ -1054,7 +1104,7 @@ class TwoTowerModel final : public Model {
   std::vector<float> item_vectors_;
   std::vector<double> epoch_seconds_;
   nlohmann::json info_;
-  nlohmann::json finetune_info_ = nlohmann::json::object(), matched_info_;
+  nlohmann::json finetune_info_ = nlohmann::json::object(), matched_info_, meta_info_;
 };
 
 std::unique_ptr<Model> create_two_tower(const ModelSpec& spec) {
