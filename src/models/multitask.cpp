@@ -5,7 +5,9 @@
 //   - the user's id embedding (known users; dropped with probability
 //     `user_id_dropout` in training, so the model learns to do without it),
 //   - the mean of a history embedding of the last `history` items of the
-//     user's history (training pairs: the user's other items),
+//     user's history (training pairs: the user's other items) and, with
+//     `history_values`, their mean weighted by the standardised values
+//     (what the user rated high or low, not only what they saw),
 //   - the mean embedding of the user's features (hybrid_features.h);
 // the item vector v is the sum of the item's id embedding (trained items only,
 // dropped with probability `item_id_dropout`), the mean embedding of its
