@@ -17,5 +17,6 @@ void register_two_tower(ModelRegistry& registry);
 void register_melu(ModelRegistry& registry);
 void register_content(ModelRegistry& registry);
 void register_meta_ranker(ModelRegistry& registry);
+void register_multitask(ModelRegistry& registry);
 
 }  // namespace fewrec::models

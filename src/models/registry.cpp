@@ -70,6 +70,7 @@ void register_builtin_models(ModelRegistry& registry) {
   register_melu(registry);
   register_content(registry);
   register_meta_ranker(registry);
+  register_multitask(registry);
 }
 
 }  // namespace fewrec::models
