@@ -1248,9 +1248,11 @@ void register_meta_ranker(ModelRegistry& registry) {
   MetaRankerOptions::read(docs);
   registry.add(ModelInfo{
       .name = kName,
-      .description = "few-shot ranker meta-trained on cold-start tasks simulated from the warm users: an MLP over "
+      .description = "few-shot ranker meta-trained on cold-start tasks simulated from the warm users: weights over "
                      "popularity (overall and when the user arrived), co-occurrence with the user's first items, "
-                     "content similarity, item age and N learns when to trust a new user's few events",
+                     "content similarity, item age and N, fitted per support size on the tasks' NDCG@10, learn when "
+                     "to trust a new user's few events; new items are scored by content similarity plus a new-item "
+                     "prior (the popularity their content predicts, learned on the newest items)",
       .options = docs.docs(),
       .create = create_meta_ranker,
       .load = MetaRankerModel::load,

@@ -98,6 +98,8 @@ struct TwoTowerOptions {
   double meta_alpha = 0.5;
   double meta_warm_lr = 0.1;
   double meta_lr = 1e-3;
+  double meta_recent = 1.0;
+  bool meta_popularity = true;
 
   static TwoTowerOptions read(DocumentedOptions& o) {
     TwoTowerOptions p;
@@ -190,6 +192,15 @@ struct TwoTowerOptions {
                                   "meta_emb: step size of the simulated warm-up update of a generated embedding", 0.0,
                                   1e6);
     p.meta_lr = o.get_double("meta_lr", p.meta_lr, "meta_emb: learning rate of the generator (Adam)", 1e-8, 10.0);
+    p.meta_recent = o.get_double("meta_recent", p.meta_recent,
+                                 "meta_emb: the generator learns from this share of the trained items, the newest by "
+                                 "first event (new items are like the newest ones)",
+                                 1e-6, 1.0);
+    p.meta_popularity = o.get_bool(
+        "meta_popularity", p.meta_popularity,
+        "meta_emb: draw each item's users in proportion to its popularity (meta_shots per item on average), so "
+        "the generator also learns which new items will draw many users; false = meta_shots per item, as in "
+        "MetaEmb");
     p.threads = o.get_int("threads", p.threads, "LibTorch intra-op threads (0 = train.threads, else all cores)", 0,
                           1024);
     hybrid::check_text_options(p.text, kName);
@@ -910,6 +921,23 @@ class TwoTowerModel final : public Model {
     std::vector<int64_t> eligible;
     for (int32_t i = 0; i < num_items_; ++i)
       if (rows_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
+    if (o_.meta_recent < 1.0 && eligible.size() > 4) {
+      // The newest items by first event (ties: the higher index first).
+      const auto times = train.timestamp_column();
+      std::vector<int64_t> first(static_cast<size_t>(num_items_), std::numeric_limits<int64_t>::max());
+      for (size_t r = 0; r < items.size(); ++r)
+        first[static_cast<size_t>(items[r])] = std::min(first[static_cast<size_t>(items[r])], times[r]);
+      std::sort(eligible.begin(), eligible.end(), [&](int64_t a, int64_t b) {
+        const auto ta = first[static_cast<size_t>(a)], tb = first[static_cast<size_t>(b)];
+        return ta != tb ? ta > tb : a > b;
+      });
+      eligible.resize(std::max<size_t>(
+          4, static_cast<size_t>(std::llround(o_.meta_recent * static_cast<double>(eligible.size())))));
+      std::sort(eligible.begin(), eligible.end());
+    }
+    double mean_rows = 0;
+    for (int64_t i : eligible) mean_rows += static_cast<double>(rows_of[static_cast<size_t>(i)].size());
+    mean_rows /= static_cast<double>(std::max<size_t>(1, eligible.size()));
     if (eligible.size() < 2) {
       monitor.info(fmt::format("{}: meta_emb: fewer than 2 items with 2+ users; the generator stays untrained", name()));
       net_->gen_on = true;
@@ -984,7 +1012,12 @@ class TwoTowerModel final : public Model {
       std::vector<int64_t> rows_a, rows_b, tgt_a, tgt_b;
       for (int64_t j = 0; j < n; ++j) {
         auto rs = rows_of[static_cast<size_t>(batch_items[static_cast<size_t>(j)])];  // a copy to shuffle
-        const int64_t take = std::min<int64_t>(2 * K, static_cast<int64_t>(rs.size()));
+        const auto avail = static_cast<int64_t>(rs.size());
+        const int64_t take =
+            o_.meta_popularity
+                ? std::clamp<int64_t>(std::llround(2.0 * static_cast<double>(K) * static_cast<double>(avail) / mean_rows),
+                                      2, avail)
+                : std::min<int64_t>(2 * K, avail);
         for (int64_t t = 0; t < take; ++t)
           std::swap(rs[static_cast<size_t>(t)],
                     rs[static_cast<size_t>(t) + core::uniform_index(r, rs.size() - static_cast<size_t>(t))]);
