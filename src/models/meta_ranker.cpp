@@ -92,8 +92,8 @@ struct MetaRankerOptions {
     p.rounds = static_cast<int>(o.get_int("rounds", p.rounds, "coordinate-ascent passes over the weights", 0, 1000));
     p.cold_rounds = static_cast<int>(o.get_int(
         "cold_rounds", p.cold_rounds,
-        "coordinate-ascent passes for the cold-item weights (0 = content alone: on ML-100K the learned cold weights "
-        "did not transfer from the simulated tasks to new items)",
+        "coordinate-ascent passes for the cold-item weights over every signal (0 = content plus the new-item "
+        "prior: on ML-100K weights over every signal did not transfer from the simulated tasks to new items)",
         0, 1000));
     p.min_query = static_cast<int>(o.get_int(
         "min_query", p.min_query, "a simulated task needs at least this many later items (its query)", 1, 1000000));
