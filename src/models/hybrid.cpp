@@ -59,6 +59,7 @@
 //     representation; with a changed history the fold-in starts from it.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "builtin.h"
@@ -71,6 +72,7 @@
 #include "hybrid_features.h"
 #include "hybrid_text.h"
 #include "hybrid_train.h"
+#include "meta_emb.h"
 
 namespace fewrec::models {
 
@@ -114,6 +116,16 @@ struct HybridOptions {
   hybrid::TextSourceOptions text;
   double text_weight = 1.0;
   int64_t text_batch = 16;
+  bool meta_emb = false;
+  int64_t meta_epochs = 30;
+  int64_t meta_items = 128;
+  int64_t meta_shots = 4;
+  int64_t meta_negatives = 4;
+  double meta_alpha = 0.5;
+  double meta_warm_lr = 0.1;
+  double meta_lr = 1e-3;
+  bool meta_popularity = true;
+  double meta_recent = 1.0;
 
   static HybridOptions read(DocumentedOptions& o) {
     HybridOptions p;
@@ -207,6 +219,34 @@ struct HybridOptions {
                              "projection (shared by all items: summing makes training faster and threads contend "
                              "less; 1 = a step per pair)",
                              1, 1000000);
+    p.meta_emb = o.get_bool(
+        "meta_emb", p.meta_emb,
+        "meta-embeddings for new items (MetaEmb-style): after training, a generator from an item's content "
+        "vector to its missing id part and bias is meta-trained on the trained items (each a task: rank well on a "
+        "few of its users at once, and after one gradient step on them on others), the rest fixed; items without "
+        "training interactions and add_items get the generated part");
+    p.meta_epochs = o.get_int("meta_epochs", p.meta_epochs, "meta_emb: passes over the trained items", 0, 100000);
+    p.meta_items = o.get_int("meta_items", p.meta_items, "meta_emb: items per generator step", 1, 1 << 20);
+    p.meta_shots = o.get_int("meta_shots", p.meta_shots,
+                             "meta_emb: users per item in the cold set and in the warm set (on average with "
+                             "meta_popularity)",
+                             1, 1000);
+    p.meta_negatives = o.get_int("meta_negatives", p.meta_negatives,
+                                 "meta_emb: sampled negative items per user of a set (BPR)", 1, 1000);
+    p.meta_alpha = o.get_double("meta_alpha", p.meta_alpha,
+                                "meta_emb: weight of the cold loss (1 - it: the loss after the warm-up step)", 0.0, 1.0);
+    p.meta_warm_lr = o.get_double("meta_warm_lr", p.meta_warm_lr,
+                                  "meta_emb: step size of the simulated warm-up update of a generated embedding", 0.0,
+                                  1e6);
+    p.meta_lr = o.get_double("meta_lr", p.meta_lr, "meta_emb: learning rate of the generator (Adam)", 1e-8, 10.0);
+    p.meta_popularity = o.get_bool(
+        "meta_popularity", p.meta_popularity,
+        "meta_emb: draw each item's users in proportion to its popularity, so the generator also learns which new "
+        "items will draw many users; false = meta_shots per item, as in MetaEmb");
+    p.meta_recent = o.get_double("meta_recent", p.meta_recent,
+                                 "meta_emb: the generator learns from this share of the trained items, the newest by "
+                                 "first event (tasks and negatives; new items are like the newest ones)",
+                                 1e-6, 1.0);
     hybrid::check_text_options(p.text, kName);
     return p;
   }
@@ -444,6 +484,18 @@ class HybridModel final : public FactorModel {
     user_features_.dim = d;
     user_features_.vectors.assign(users.vectors.begin() + static_cast<std::ptrdiff_t>(user_ids) * d,
                                   users.vectors.end());
+    generator_ = metaemb::Generator{};
+    nlohmann::json meta_info;
+    if (options_.meta_emb) {
+      meta_info = meta_train_generator(train, offsets, positives, item_count, train_options.seed, monitor);
+      // Items without training interactions: content plus the generated id part.
+      std::vector<int32_t> feats;
+      for (ItemIndex i = 0; i < n_items; ++i)
+        if (item_count[static_cast<size_t>(i)] == 0)
+          item_bias_[static_cast<size_t>(i)] = new_item_representation(
+              cat.item_features, i, text_dim_ > 0 ? text_row(i) : nullptr, feats,
+              item_factors_.data() + static_cast<size_t>(i) * d);
+    }
     refresh_item_vectors();
 
     info_ = {{"positives", positives.size()},
@@ -456,6 +508,7 @@ class HybridModel final : public FactorModel {
              {"zeroed_user_features", zeroed_user_features},
              {"final_loss", result.epoch_loss.empty() ? 0.0 : result.epoch_loss.back()}};
     if (text_dim_ > 0) info_["text"] = std::move(text_info);
+    if (options_.meta_emb) info_["meta_emb"] = std::move(meta_info);
   }
 
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
@@ -508,23 +561,12 @@ class HybridModel final : public FactorModel {
     item_factors_.resize(static_cast<size_t>(total) * d, 0.0f);
     item_bias_.resize(static_cast<size_t>(total), 0.0f);
     std::vector<int32_t> feats;
-    for (ItemIndex i = num_items_; i < total; ++i) {
-      feats.clear();
-      item_space_.encode_row(catalogue.item_features, i, feats);
-      // Weights as in training (the identity slot counted when ids are on), the id part itself zero.
-      const float w = row_weight(feats.size(), options_.ids);
-      float* out = item_factors_.data() + static_cast<size_t>(i) * d;
-      float bias = 0.0f;
-      for (int32_t f : feats) {
-        const float* v = item_features_.row(f);
-        for (size_t k = 0; k < d; ++k) out[k] += w * v[k];
-        bias += w * item_features_.bias[static_cast<size_t>(f)];
-      }
-      if (text_dim_ > 0)
-        bias += add_text_part(new_text.data() + static_cast<size_t>(i - num_items_) * static_cast<size_t>(text_dim_),
-                              out);
-      item_bias_[static_cast<size_t>(i)] = bias;
-    }
+    for (ItemIndex i = num_items_; i < total; ++i)
+      item_bias_[static_cast<size_t>(i)] = new_item_representation(
+          catalogue.item_features, i,
+          text_dim_ > 0 ? new_text.data() + static_cast<size_t>(i - num_items_) * static_cast<size_t>(text_dim_)
+                        : nullptr,
+          feats, item_factors_.data() + static_cast<size_t>(i) * d);
     text_vectors_.insert(text_vectors_.end(), new_text.begin(), new_text.end());
     num_items_ = total;
     refresh_item_vectors();
@@ -546,6 +588,7 @@ class HybridModel final : public FactorModel {
       writer.put_array<float>(prefix + "text_projection_bias", text_projection_.bias);
       writer.put_array<float>(prefix + "text_vectors", text_vectors_);
     }
+    if (options_.meta_emb) writer.put_array<float>(prefix + "meta_generator", generator_.theta);
   }
 
   static std::unique_ptr<Model> load(const ModelSpec& spec, const core::ArtifactReader& reader,
@@ -602,6 +645,15 @@ class HybridModel final : public FactorModel {
           if (!std::isfinite(x))
             FEWREC_THROW(kCorrupt, "artifact {}: the text projection or vectors under `{}` hold a non-finite value",
                          origin, prefix);
+    }
+    if (options.meta_emb) {
+      model->generator_.dim = model->dim_;
+      model->generator_.theta =
+          reader.get_array<float>(prefix + "meta_generator", metaemb::Generator::size_for(model->dim_));
+      for (float x : model->generator_.theta)
+        if (!std::isfinite(x))
+          FEWREC_THROW(kCorrupt, "artifact {}: the meta-embedding generator under `{}` holds a non-finite value",
+                       origin, prefix);
     }
     return model;
   }
@@ -664,6 +716,173 @@ class HybridModel final : public FactorModel {
     std::vector<float> scaled(t, t + text_dim_);
     for (float& x : scaled) x *= static_cast<float>(options_.text_weight);
     return hybrid::add_text(scaled.data(), text_dim_, text_projection_, out);
+  }
+
+  // An item's vector from its features and text (`text`, null: none) alone,
+  // written to `out` (zeroed first): the weights as in training (the identity
+  // slot counted when ids are on), the id part zero, or the generated one
+  // with meta_emb. Returns the item's bias.
+  float new_item_representation(const data::FeatureTable& features, ItemIndex i, const float* text,
+                                std::vector<int32_t>& feats, float* out) const {
+    const auto d = static_cast<size_t>(dim_);
+    float bias = content_representation(features, i, text, feats, out);
+    if (!generator_.empty()) {
+      std::vector<float> e(d);
+      float beta = 0.0f;
+      generator_.apply(out, e.data(), &beta);
+      for (size_t k = 0; k < d; ++k) out[k] += e[k];
+      bias += beta;
+    }
+    return bias;
+  }
+
+  float content_representation(const data::FeatureTable& features, ItemIndex i, const float* text,
+                               std::vector<int32_t>& feats, float* out) const {
+    const auto d = static_cast<size_t>(dim_);
+    std::fill_n(out, d, 0.0f);
+    feats.clear();
+    item_space_.encode_row(features, i, feats);
+    const float w = row_weight(feats.size(), options_.ids);
+    float bias = 0.0f;
+    for (int32_t f : feats) {
+      const float* v = item_features_.row(f);
+      for (size_t k = 0; k < d; ++k) out[k] += w * v[k];
+      bias += w * item_features_.bias[static_cast<size_t>(f)];
+    }
+    if (text != nullptr) bias += add_text_part(text, out);
+    return bias;
+  }
+
+  // meta_emb: meta-trains generator_ on the trained items (meta_emb.h), the
+  // materialised user and item vectors fixed. A tenth of the items (at least
+  // 2 when there are 4+) validate: after each epoch their meta-loss decides
+  // which generator is kept; epoch 0 = the zero generator (content alone).
+  nlohmann::json meta_train_generator(const data::Dataset& train, const std::vector<int64_t>& offsets,
+                            const std::vector<int32_t>& positives, const std::vector<int64_t>& item_count,
+                            uint64_t seed, core::Monitor& monitor) {
+    const data::Catalogue& cat = train.catalogue();
+    const auto d = static_cast<size_t>(dim_);
+    generator_ = metaemb::Generator::zeros(dim_);
+    std::vector<float> content(static_cast<size_t>(num_items_) * d);
+    std::vector<float> content_bias(static_cast<size_t>(num_items_));
+    std::vector<int32_t> feats;
+    for (ItemIndex i = 0; i < num_items_; ++i)
+      content_bias[static_cast<size_t>(i)] = content_representation(
+          cat.item_features, i, text_dim_ > 0 ? text_row(i) : nullptr, feats, content.data() + static_cast<size_t>(i) * d);
+    std::vector<std::vector<int32_t>> users_of(static_cast<size_t>(num_items_));
+    for (UserIndex u = 0; u < num_users_; ++u)
+      for (int64_t r = offsets[static_cast<size_t>(u)]; r < offsets[static_cast<size_t>(u) + 1]; ++r)
+        users_of[static_cast<size_t>(positives[static_cast<size_t>(r)])].push_back(u);
+    std::vector<ItemIndex> eligible, trained;
+    for (ItemIndex i = 0; i < num_items_; ++i)
+      if (item_count[static_cast<size_t>(i)] > 0) trained.push_back(i);
+    if (options_.meta_recent < 1.0 && trained.size() > 4) {
+      // The newest items by first event (ties: the higher index first).
+      std::vector<int64_t> first(static_cast<size_t>(num_items_), std::numeric_limits<int64_t>::max());
+      const auto items = train.item_column();
+      const auto times = train.timestamp_column();
+      for (size_t r = 0; r < items.size(); ++r)
+        first[static_cast<size_t>(items[r])] = std::min(first[static_cast<size_t>(items[r])], times[r]);
+      std::sort(trained.begin(), trained.end(), [&](ItemIndex a, ItemIndex b) {
+        const auto ta = first[static_cast<size_t>(a)], tb = first[static_cast<size_t>(b)];
+        return ta != tb ? ta > tb : a > b;
+      });
+      trained.resize(std::max<size_t>(
+          4, static_cast<size_t>(std::llround(options_.meta_recent * static_cast<double>(trained.size())))));
+      std::sort(trained.begin(), trained.end());
+    }
+    for (ItemIndex i : trained)
+      if (users_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
+    if (eligible.size() < 2 || trained.size() < 2) {
+      monitor.info(fmt::format("{}: meta_emb: fewer than 2 items with 2+ users; the generator stays at zero", name()));
+      return {{"best_epoch", 0}, {"train_items", eligible.size()}};
+    }
+    double mean_users = 0;
+    for (ItemIndex i : eligible) mean_users += static_cast<double>(users_of[static_cast<size_t>(i)].size());
+    mean_users /= static_cast<double>(eligible.size());
+    core::Rng rng(core::derive_seed(seed, 0x6d657461656d62ULL));
+    std::shuffle(eligible.begin(), eligible.end(), rng);
+    std::vector<ItemIndex> held;
+    if (eligible.size() >= 4) {
+      const size_t nh = std::max<size_t>(2, eligible.size() / 10);
+      held.assign(eligible.end() - static_cast<std::ptrdiff_t>(nh), eligible.end());
+      eligible.resize(eligible.size() - nh);
+    }
+    const int64_t K = options_.meta_shots;
+    auto user_vec = [&](UserIndex u) { return user_factors_.data() + static_cast<size_t>(u) * d; };
+    // An item's task: its users drawn (meta_shots per set, or in proportion
+    // to its popularity), each with meta_negatives sampled trained items
+    // (by their content: new items too).
+    auto make_task = [&](ItemIndex i, core::Rng& r) {
+      metaemb::ItemTask t;
+      t.content = content.data() + static_cast<size_t>(i) * d;
+      t.content_bias = content_bias[static_cast<size_t>(i)];
+      std::vector<int32_t> us = users_of[static_cast<size_t>(i)];
+      const auto n = static_cast<int64_t>(us.size());
+      const int64_t take =
+          options_.meta_popularity
+              ? std::clamp<int64_t>(std::llround(2.0 * static_cast<double>(K) * static_cast<double>(n) / mean_users), 2, n)
+              : std::min<int64_t>(2 * K, n);
+      for (int64_t a = 0; a < take; ++a)
+        std::swap(us[static_cast<size_t>(a)],
+                  us[static_cast<size_t>(a) + core::uniform_index(r, static_cast<uint64_t>(n - a))]);
+      const int64_t na = (take + 1) / 2;
+      for (int64_t a = 0; a < take; ++a) {
+        const float* p = user_vec(us[static_cast<size_t>(a)]);
+        for (int64_t k = 0; k < options_.meta_negatives; ++k) {
+          ItemIndex j = trained[core::uniform_index(r, trained.size())];
+          if (j == i) j = trained[core::uniform_index(r, trained.size())];
+          (a < na ? t.users_a : t.users_b).push_back(p);
+          (a < na ? t.negatives_a : t.negatives_b).push_back(content.data() + static_cast<size_t>(j) * d);
+          (a < na ? t.negative_bias_a : t.negative_bias_b).push_back(content_bias[static_cast<size_t>(j)]);
+        }
+      }
+      return t;
+    };
+    metaemb::MetaOptions mo;
+    mo.alpha = options_.meta_alpha;
+    mo.warm_lr = options_.meta_warm_lr;
+    auto validation = [&] {
+      core::Rng r(core::derive_seed(seed, 0x76616c6964ULL));
+      double total = 0;
+      for (ItemIndex i : held) total += metaemb::meta_loss(generator_, make_task(i, r), mo, nullptr);
+      return held.empty() ? 0.0 : total / static_cast<double>(held.size());
+    };
+    std::vector<float> best = generator_.theta;
+    double best_loss = held.empty() ? 0.0 : validation();
+    int64_t best_epoch = 0, since = 0;
+    metaemb::Adam adam(generator_.theta.size(), options_.meta_lr);
+    std::vector<double> grad(generator_.theta.size());
+    const auto B = static_cast<size_t>(options_.meta_items);
+    for (int64_t epoch = 1; epoch <= options_.meta_epochs; ++epoch) {
+      std::shuffle(eligible.begin(), eligible.end(), rng);
+      double loss = 0;
+      for (size_t s0 = 0; s0 < eligible.size(); s0 += B) {
+        const size_t s1 = std::min(eligible.size(), s0 + B);
+        std::fill(grad.begin(), grad.end(), 0.0);
+        for (size_t k = s0; k < s1; ++k) loss += metaemb::meta_loss(generator_, make_task(eligible[k], rng), mo, &grad);
+        for (auto& g : grad) g /= static_cast<double>(s1 - s0);
+        adam.step(generator_.theta, grad);
+      }
+      if (held.empty()) continue;
+      const double v = validation();
+      monitor.info(fmt::format("{}: meta_emb epoch {}: train meta-loss {:.4f}, validation {:.4f}", name(), epoch,
+                               loss / static_cast<double>(eligible.size()), v));
+      if (v < best_loss - 1e-9) {
+        best_loss = v;
+        best = generator_.theta;
+        best_epoch = epoch;
+        since = 0;
+      } else if (++since >= 5) {
+        break;
+      }
+    }
+    if (held.empty()) return {{"best_epoch", options_.meta_epochs}, {"train_items", eligible.size()}};
+    generator_.theta = best;
+    monitor.info(fmt::format("{}: meta_emb kept epoch {} (validation meta-loss {:.4f}; epoch 0 = no generator)",
+                             name(), best_epoch, best_loss));
+    return {{"best_epoch", best_epoch}, {"validation_meta_loss", best_loss}, {"train_items", eligible.size()},
+            {"validation_items", held.size()}};
   }
 
   // Weight of each feature of a row with `features` column features (plus the
@@ -767,6 +986,7 @@ class HybridModel final : public FactorModel {
   std::vector<float> text_vectors_;  // [num_items x text_dim_], the items' fixed text vectors
   std::string text_identity_;        // encoder identity of text_vectors_
   std::unique_ptr<hybrid::ItemTextSource> text_source_;  // opened at fit, or lazily by add_items
+  metaemb::Generator generator_;     // meta_emb: content vector -> id part and bias (empty: none)
   nlohmann::json info_ = nlohmann::json::object();
 };
 
