@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +14,7 @@
 #include "fewrec/core/config.h"
 #include "fewrec/core/error.h"
 #include "fewrec/core/strings.h"
+#include "fewrec/data/dataset.h"
 #include "fewrec/models/registry.h"
 
 namespace fewrec::models {
@@ -86,6 +90,25 @@ inline void check_score_buffers(std::string_view model, size_t items, size_t out
   if (items != out)
     FEWREC_THROW(kInvalidArgument, "model `{}`: score() got {} items but an output of {} scores", model,
                  items, out);
+}
+
+// Keeps the newest `fraction` of `items` (at least `min_keep`) by their
+// first event in `train` (ties: the higher index first), sorted by index.
+// The meta-learners learn from them what new items are like.
+template <class Index>
+void keep_newest_items(const data::Dataset& train, std::vector<Index>& items, double fraction, size_t min_keep) {
+  if (fraction >= 1.0 || items.size() <= min_keep) return;
+  const auto col = train.item_column();
+  const auto times = train.timestamp_column();
+  std::vector<int64_t> first(static_cast<size_t>(train.num_items()), std::numeric_limits<int64_t>::max());
+  for (size_t r = 0; r < col.size(); ++r)
+    first[static_cast<size_t>(col[r])] = std::min(first[static_cast<size_t>(col[r])], times[r]);
+  std::sort(items.begin(), items.end(), [&](Index a, Index b) {
+    const auto ta = first[static_cast<size_t>(a)], tb = first[static_cast<size_t>(b)];
+    return ta != tb ? ta > tb : a > b;
+  });
+  items.resize(std::max<size_t>(min_keep, static_cast<size_t>(std::llround(fraction * static_cast<double>(items.size())))));
+  std::sort(items.begin(), items.end());
 }
 
 [[noreturn]] inline void throw_item_out_of_range(std::string_view model, ItemIndex item, int32_t num_items) {

@@ -776,21 +776,7 @@ class HybridModel final : public FactorModel {
     std::vector<ItemIndex> eligible, trained;
     for (ItemIndex i = 0; i < num_items_; ++i)
       if (item_count[static_cast<size_t>(i)] > 0) trained.push_back(i);
-    if (options_.meta_recent < 1.0 && trained.size() > 4) {
-      // The newest items by first event (ties: the higher index first).
-      std::vector<int64_t> first(static_cast<size_t>(num_items_), std::numeric_limits<int64_t>::max());
-      const auto items = train.item_column();
-      const auto times = train.timestamp_column();
-      for (size_t r = 0; r < items.size(); ++r)
-        first[static_cast<size_t>(items[r])] = std::min(first[static_cast<size_t>(items[r])], times[r]);
-      std::sort(trained.begin(), trained.end(), [&](ItemIndex a, ItemIndex b) {
-        const auto ta = first[static_cast<size_t>(a)], tb = first[static_cast<size_t>(b)];
-        return ta != tb ? ta > tb : a > b;
-      });
-      trained.resize(std::max<size_t>(
-          4, static_cast<size_t>(std::llround(options_.meta_recent * static_cast<double>(trained.size())))));
-      std::sort(trained.begin(), trained.end());
-    }
+    keep_newest_items(train, trained, options_.meta_recent, 4);
     for (ItemIndex i : trained)
       if (users_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
     if (eligible.size() < 2 || trained.size() < 2) {

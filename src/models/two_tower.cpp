@@ -921,20 +921,7 @@ class TwoTowerModel final : public Model {
     std::vector<int64_t> eligible;
     for (int32_t i = 0; i < num_items_; ++i)
       if (rows_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
-    if (o_.meta_recent < 1.0 && eligible.size() > 4) {
-      // The newest items by first event (ties: the higher index first).
-      const auto times = train.timestamp_column();
-      std::vector<int64_t> first(static_cast<size_t>(num_items_), std::numeric_limits<int64_t>::max());
-      for (size_t r = 0; r < items.size(); ++r)
-        first[static_cast<size_t>(items[r])] = std::min(first[static_cast<size_t>(items[r])], times[r]);
-      std::sort(eligible.begin(), eligible.end(), [&](int64_t a, int64_t b) {
-        const auto ta = first[static_cast<size_t>(a)], tb = first[static_cast<size_t>(b)];
-        return ta != tb ? ta > tb : a > b;
-      });
-      eligible.resize(std::max<size_t>(
-          4, static_cast<size_t>(std::llround(o_.meta_recent * static_cast<double>(eligible.size())))));
-      std::sort(eligible.begin(), eligible.end());
-    }
+    keep_newest_items(train, eligible, o_.meta_recent, 4);
     double mean_rows = 0;
     for (int64_t i : eligible) mean_rows += static_cast<double>(rows_of[static_cast<size_t>(i)].size());
     mean_rows /= static_cast<double>(std::max<size_t>(1, eligible.size()));

@@ -33,7 +33,10 @@ struct Quality {
   int64_t users = 0;
 };
 
-Quality run(const data::Split& split, const std::string& spec) {
+// Trains `spec` on the split's train part and evaluates it (candidates:
+// full ranking, or cold_items); `summary` receives the model's summary.
+Quality run(const data::Split& split, const std::string& spec, const std::string& candidates = "full",
+            nlohmann::json* summary = nullptr) {
   auto model = models::model_registry().create(models::ModelSpec::parse(spec));
   models::TrainOptions t;
   t.seed = 42;
@@ -41,9 +44,11 @@ Quality run(const data::Split& split, const std::string& spec) {
   model->fit(split.train, t, core::null_monitor());
   EvalOptions o;
   o.ks = {10};
+  o.candidates = candidates;
   o.threads = 2;
   auto r = evaluate_split(*model, split, o);
   std::printf("%s\n", r.table(spec).c_str());
+  if (summary) *summary = model->summary();
   return {r.metrics.at("ndcg@10"), r.metrics.at("hr@10"), r.num_users};
 }
 
@@ -161,21 +166,11 @@ data::Dataset planted_new_items() {
 }
 
 double cold_item_ndcg(const data::Split& split, const std::string& spec, double* prior_weight = nullptr) {
-  auto model = models::model_registry().create(models::ModelSpec::parse(spec));
-  models::TrainOptions t;
-  t.seed = 42;
-  t.threads = 2;
-  model->fit(split.train, t, core::null_monitor());
-  EvalOptions o;
-  o.ks = {10};
-  o.candidates = "cold_items";
-  o.threads = 2;
-  const auto r = evaluate_split(*model, split, o);
-  std::printf("%s: cold-item ndcg@10 %.4f over %lld users\n", spec.c_str(), r.metrics.at("ndcg@10"),
-              static_cast<long long>(r.num_users));
-  EXPECT_GT(r.num_users, 300);
-  if (prior_weight) *prior_weight = model->summary().at("new_item_prior_weight").get<double>();
-  return r.metrics.at("ndcg@10");
+  nlohmann::json summary;
+  const Quality q = run(split, spec, "cold_items", &summary);
+  EXPECT_GT(q.users, 300);
+  if (prior_weight) *prior_weight = summary.at("new_item_prior_weight").get<double>();
+  return q.ndcg;
 }
 
 // Measured (NDCG@10, data seeds 11 / 12 / 13; the test uses 11): content
