@@ -217,6 +217,24 @@ nlohmann::json train_meta(const data::Split& split, double seconds) {
           {"split", split.describe()}};
 }
 
+// The tail of train and finetune: the --json record (plus `extra`), after
+// evaluating the saved model on the test part with --evaluate.
+int finish_training(const models::Model& model, const data::Split& split, const RunOptions& opts,
+                    core::Monitor& monitor, double seconds, nlohmann::json extra) {
+  nlohmann::json out{{"model", model.spec().to_string()},
+                     {"path", g_flags.out},
+                     {"train_seconds", seconds},
+                     {"summary", model.summary()}};
+  if (extra.is_object()) out.update(extra);
+  if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
+    auto result = eval::evaluate_split(model, split, opts.eval, monitor);
+    std::printf("%s", result.table(model.spec().to_string()).c_str());
+    out["evaluation"] = result.to_json();
+  }
+  write_json(g_flags.common.json_out, out);
+  return 0;
+}
+
 int cmd_train() {
   if (g_flags.out.empty()) FEWREC_THROW(kInvalidArgument, "fewrec train needs --out FILE (the model artifact to write)");
   auto config = build_config(g_flags.common);
@@ -233,17 +251,7 @@ int cmd_train() {
   models::save_model(g_flags.out, *model, ds.catalogue(), config.effective(), train_meta(split, seconds));
   std::printf("saved %s to %s (trained in %s)\n", model->spec().to_string().c_str(),
               g_flags.out.c_str(), core::format_duration(seconds).c_str());
-  nlohmann::json out{{"model", model->spec().to_string()},
-                     {"path", g_flags.out},
-                     {"train_seconds", seconds},
-                     {"summary", model->summary()}};
-  if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
-    auto result = eval::evaluate_split(*model, split, opts.eval, monitor);
-    std::printf("%s", result.table(model->spec().to_string()).c_str());
-    out["evaluation"] = result.to_json();
-  }
-  write_json(g_flags.common.json_out, out);
-  return 0;
+  return finish_training(*model, split, opts, monitor, seconds, {});
 }
 
 // ---- fewrec finetune -----------------------------------------------------
@@ -292,18 +300,7 @@ int cmd_finetune() {
   std::printf("fine-tuned %s from %s (%s mode) and saved it to %s (in %s)\n", model->spec().to_string().c_str(),
               g_flags.model_path.c_str(), ft.mode.c_str(), g_flags.out.c_str(),
               core::format_duration(seconds).c_str());
-  nlohmann::json out{{"model", model->spec().to_string()},
-                     {"from", g_flags.model_path},
-                     {"path", g_flags.out},
-                     {"train_seconds", seconds},
-                     {"summary", model->summary()}};
-  if (g_flags.evaluate_after && split.test.num_interactions() > 0) {
-    auto result = eval::evaluate_split(*model, split, opts.eval, monitor);
-    std::printf("%s", result.table(model->spec().to_string()).c_str());
-    out["evaluation"] = result.to_json();
-  }
-  write_json(g_flags.common.json_out, out);
-  return 0;
+  return finish_training(*model, split, opts, monitor, seconds, {{"from", g_flags.model_path}});
 }
 
 // ---- fewrec evaluate -----------------------------------------------------
