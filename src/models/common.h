@@ -111,6 +111,15 @@ void keep_newest_items(const data::Dataset& train, std::vector<Index>& items, do
   std::sort(items.begin(), items.end());
 }
 
+// meta_emb: how many of an item's `available` users a task draws (split
+// into its cold and warm sets): 2 x shots, or with `by_popularity` 2 x shots
+// x available / mean_available (at least 2), never more than available.
+inline int64_t meta_task_draws(int64_t available, int64_t shots, double mean_available, bool by_popularity) {
+  if (!by_popularity) return std::min<int64_t>(2 * shots, available);
+  return std::clamp<int64_t>(
+      std::llround(2.0 * static_cast<double>(shots) * static_cast<double>(available) / mean_available), 2, available);
+}
+
 [[noreturn]] inline void throw_item_out_of_range(std::string_view model, ItemIndex item, int32_t num_items) {
   FEWREC_THROW(kInvalidArgument, "model `{}`: item index {} is outside the catalogue ({} items)", model, item,
                num_items);

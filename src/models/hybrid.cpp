@@ -59,7 +59,6 @@
 //     representation; with a changed history the fold-in starts from it.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <numeric>
 
 #include "builtin.h"
@@ -805,10 +804,7 @@ class HybridModel final : public FactorModel {
       t.content_bias = content_bias[static_cast<size_t>(i)];
       std::vector<int32_t> us = users_of[static_cast<size_t>(i)];
       const auto n = static_cast<int64_t>(us.size());
-      const int64_t take =
-          options_.meta_popularity
-              ? std::clamp<int64_t>(std::llround(2.0 * static_cast<double>(K) * static_cast<double>(n) / mean_users), 2, n)
-              : std::min<int64_t>(2 * K, n);
+      const int64_t take = meta_task_draws(n, K, mean_users, options_.meta_popularity);
       for (int64_t a = 0; a < take; ++a)
         std::swap(us[static_cast<size_t>(a)],
                   us[static_cast<size_t>(a) + core::uniform_index(r, static_cast<uint64_t>(n - a))]);

@@ -35,7 +35,7 @@
 // (their counts hidden), and each user's hidden items are ranked among all
 // hidden items from the user's other items, starting from content alone
 // (and staying there unless cold_rounds > 0), plus a new-item prior: the
-// log-popularity the item's content predicts, learned on the newest trained
+// users per day the item's content predicts, learned on the newest trained
 // items, with its weight fitted on the same tasks (see fit_prior). In a list mixing warm and cold
 // items, a cold item ranks below the typical warm item (see score_all_items).
 // While a task is built, every count is taken without the task user's own
@@ -178,6 +178,7 @@ class MetaRankerModel final : public Model {
     monitor.info(fmt::format("meta_ranker: {} items, {} co-occurrence pairs, content signal {}", n,
                              nb_item_.size(), space_.empty() ? "off" : fmt::format("{} features", space_.size())));
     meta_train(train, train_options, monitor);
+    refresh_prior(0);
   }
 
   // ------------------------------------------------------ new-item prior
@@ -266,10 +267,14 @@ class MetaRankerModel final : public Model {
     return b < t_off_[static_cast<size_t>(j) + 1] ? t_val_[static_cast<size_t>(b)] : kNoTime;
   }
 
-  // The standardised prior of an item under the model's own fit (0 without one).
-  float prior_z(ItemIndex j) const {
-    if (prior_w_.empty() || space_.empty()) return 0.0f;
-    return (prior_of(prior_w_, j) - prior_scale_[0]) / prior_scale_[1];
+  // prior_z_ from item `first` on: each item's standardised prior under the
+  // model's own fit (0 without one), computed once, not per request.
+  void refresh_prior(int32_t first) {
+    prior_z_.resize(static_cast<size_t>(first));
+    for (int32_t j = first; j < num_items(); ++j)
+      prior_z_.push_back(prior_w_.empty() || space_.empty()
+                             ? 0.0f
+                             : (prior_of(prior_w_, j) - prior_scale_[0]) / prior_scale_[1]);
   }
 
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
@@ -319,6 +324,7 @@ class MetaRankerModel final : public Model {
       }
     }
     if (!space_.empty()) build_content_neighbours(static_cast<int32_t>(cn_off_.size()) - 1);
+    refresh_prior(static_cast<int32_t>(prior_z_.size()));
   }
 
   void save(core::ArtifactWriter& w, const std::string& p) const override {
@@ -416,6 +422,7 @@ class MetaRankerModel final : public Model {
       if (x <= 0) bad("signal scales");
     for (size_t i = 1; i < m->calib_.size(); i += 2)
       if (m->calib_[i] <= 0) bad("score scales");
+    m->refresh_prior(0);
     return m;
   }
 
@@ -834,7 +841,7 @@ class MetaRankerModel final : public Model {
         out[static_cast<size_t>(j)] = x[o_.signal];
       else if (cold_weights && count_[static_cast<size_t>(j)] <= 0)
         out[static_cast<size_t>(j)] =
-            wm - ws + 0.5f * ws * std::tanh((combine(x, wc) + prior_weight_ * prior_z(j) - cm) / cs);
+            wm - ws + 0.5f * ws * std::tanh((combine(x, wc) + prior_weight_ * prior_z_[static_cast<size_t>(j)] - cm) / cs);
       else
         out[static_cast<size_t>(j)] = combine(x, w);
     }
@@ -1216,6 +1223,7 @@ class MetaRankerModel final : public Model {
   std::vector<float> prior_w_;      // new-item prior: weights over the content features, bias last (empty: none)
   float prior_scale_[2] = {0.0f, 1.0f};  // mean and std of its predictions on the items it was fitted on
   float prior_weight_ = 0.0f;       // weight of the standardised prior in a cold item's score
+  std::vector<float> prior_z_;      // per item: its standardised prior (derived from the above, not saved)
 };
 
 std::unique_ptr<Model> create_meta_ranker(const ModelSpec& spec) {

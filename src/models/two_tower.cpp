@@ -1000,11 +1000,7 @@ class TwoTowerModel final : public Model {
       for (int64_t j = 0; j < n; ++j) {
         auto rs = rows_of[static_cast<size_t>(batch_items[static_cast<size_t>(j)])];  // a copy to shuffle
         const auto avail = static_cast<int64_t>(rs.size());
-        const int64_t take =
-            o_.meta_popularity
-                ? std::clamp<int64_t>(std::llround(2.0 * static_cast<double>(K) * static_cast<double>(avail) / mean_rows),
-                                      2, avail)
-                : std::min<int64_t>(2 * K, avail);
+        const int64_t take = meta_task_draws(avail, K, mean_rows, o_.meta_popularity);
         for (int64_t t = 0; t < take; ++t)
           std::swap(rs[static_cast<size_t>(t)],
                     rs[static_cast<size_t>(t) + core::uniform_index(r, rs.size() - static_cast<size_t>(t))]);
