@@ -573,6 +573,7 @@ int cmd_fewshot() {
     data::SplitOptions cold = opts.split;
     cold.kind = data::SplitKind::kColdUsers;
     if (cold.min_history == 0) cold.min_history = shots.back() + 1;
+    if (opts.fewshot_fixed_query) cold.query_from = shots.back();
     // model -> metric -> runs
     std::map<std::string, std::map<std::string, std::vector<std::vector<double>>>> runs;
     nlohmann::json protocol;
@@ -595,9 +596,16 @@ int cmd_fewshot() {
       }
     }
     nlohmann::json cu{{"protocol", protocol}, {"shots", shots}, {"models", nlohmann::json::object()}};
+    const std::string query =
+        cold.query_from > 0
+            ? fmt::format("query = their interactions from number {} on (the same for every N; the ones between the "
+                          "support and the query hidden)",
+                          cold.query_from + 1)
+            : std::string("query = the rest");
     std::printf("== cold users, N-shot: %.0f%% of users with >= %d interactions held out; support = their first N "
-                "interactions by time, query = the rest; full ranking excluding the support; %zu seed%s ==\n",
-                cold.cold_user_fraction * 100, cold.min_history, seeds.size(), seeds.size() > 1 ? "s" : "");
+                "interactions by time, %s; full ranking excluding the support%s; %zu seed%s ==\n",
+                cold.cold_user_fraction * 100, cold.min_history, query.c_str(),
+                cold.query_from > 0 ? " and the hidden items" : "", seeds.size(), seeds.size() > 1 ? "s" : "");
     for (const auto& m : metrics) {
       std::printf("%s\n  %-28s", m.c_str(), "model");
       for (int n : shots) std::printf(" %*s", with_std ? 14 : 8, fmt::format("N={}", n).c_str());

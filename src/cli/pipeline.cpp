@@ -95,6 +95,14 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
   o.fewshot_cold_items = config.get_bool("fewshot.cold_items", true, "fewrec fewshot: run the cold-item protocol");
   o.fewshot_seeds = config.get_int_list(
       "fewshot.seeds", {}, "fewrec fewshot: split seeds to average over (default: split.seed); mean and spread reported");
+  const std::string query = config.get_string(
+      "fewshot.query", "rest",
+      "fewrec fewshot: the cold users' query: rest (everything after the N support interactions, so it changes with "
+      "N) | fixed (everything after the largest N of eval.shots, the same for every N; the interactions between "
+      "the support and the query are hidden: neither revealed nor scored, and excluded from the ranking)");
+  FEWREC_CHECK(query == "rest" || query == "fixed", kInvalidArgument,
+               "config key `fewshot.query`: expected rest or fixed, got `{}`", query);
+  o.fewshot_fixed_query = query == "fixed";
   auto& ft = o.finetune;
   ft.mode = config.get_string("finetune.mode", ft.mode,
                               "fewrec finetune: which parameters move: full (all), head (the towers' MLP layers and "

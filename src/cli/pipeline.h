@@ -36,6 +36,7 @@ struct RunOptions {
   bool fewshot_cold_users = true;       // fewshot.cold_users
   bool fewshot_cold_items = true;       // fewshot.cold_items
   std::vector<int64_t> fewshot_seeds;   // fewshot.seeds
+  bool fewshot_fixed_query = false;     // fewshot.query = fixed
   models::FineTuneFrom finetune;        // finetune.* (fewrec finetune; model and item_ids set there)
 };
 

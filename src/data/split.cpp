@@ -56,18 +56,19 @@ void validate(const SplitOptions& o) {
   FEWREC_CHECK(o.shots >= 0, kInvalidArgument, "split.shots must be >= 0, got {}", o.shots);
   FEWREC_CHECK(o.min_history >= 0, kInvalidArgument, "split.min_history must be >= 0, got {}",
                o.min_history);
+  FEWREC_CHECK(o.query_from >= 0, kInvalidArgument, "split.query_from must be >= 0, got {}", o.query_from);
 }
 
 std::string part_name(const Dataset& ds, const char* part) {
   return ds.name().empty() ? std::string(part) : ds.name() + "/" + part;
 }
 
-enum Part : uint8_t { kTrain, kValid, kTest, kSupport };
+enum Part : uint8_t { kTrain, kValid, kTest, kSupport, kHidden };
 
 // Builds the split from a per-row assignment (CSR row order is kept, so
 // timestamp ties keep their order in every part).
 Split assemble(const Dataset& ds, const std::vector<uint8_t>& part, const SplitOptions& options) {
-  std::vector<Interaction> rows[4];
+  std::vector<Interaction> rows[5];
   const auto offsets = ds.user_offsets();
   for (UserIndex u = 0; u < ds.num_users(); ++u)
     for (int64_t i = offsets[u]; i < offsets[u + 1]; ++i) {
@@ -81,6 +82,7 @@ Split assemble(const Dataset& ds, const std::vector<uint8_t>& part, const SplitO
   s.valid = Dataset(ds.catalogue_ptr(), std::move(rows[kValid]), part_name(ds, "valid"));
   s.test = Dataset(ds.catalogue_ptr(), std::move(rows[kTest]), part_name(ds, "test"));
   s.support = Dataset(ds.catalogue_ptr(), std::move(rows[kSupport]), part_name(ds, "support"));
+  s.hidden = Dataset(ds.catalogue_ptr(), std::move(rows[kHidden]), part_name(ds, "hidden"));
   s.options = options;
   return s;
 }
@@ -257,6 +259,13 @@ SplitOptions SplitOptions::from_config(core::Config& config) {
   FEWREC_CHECK(min_history >= 0 && min_history <= std::numeric_limits<int>::max(), kInvalidArgument,
                "split.min_history must be >= 0, got {}", min_history);
   o.min_history = static_cast<int>(min_history);
+  const int64_t query_from = config.get_int(
+      "split.query_from", o.query_from,
+      "cold_users: the query is the user's interactions after the first this many (0 = right after the "
+      "support); the ones between the support and the query are hidden: neither revealed nor scored, and excluded from the ranking");
+  FEWREC_CHECK(query_from >= 0 && query_from <= std::numeric_limits<int>::max(), kInvalidArgument,
+               "split.query_from must be >= 0, got {}", query_from);
+  o.query_from = static_cast<int>(query_from);
   o.cold_item_fraction = config.get_double("split.cold_item_fraction", o.cold_item_fraction,
                                            "cold_items: fraction of items held out");
   const std::string cold_items = config.get_string(
@@ -286,6 +295,7 @@ nlohmann::json SplitOptions::to_json() const {
       j["cold_user_fraction"] = cold_user_fraction;
       j["shots"] = shots;
       j["min_history"] = min_history > 0 ? min_history : shots + 1;
+      if (query_from > 0) j["query_from"] = query_from;
       break;
     case SplitKind::kColdItems:
       j["cold_item_fraction"] = cold_item_fraction;
@@ -307,6 +317,7 @@ nlohmann::json Split::describe() const {
   j["test_items"] = test.num_active_items();
   if (options.kind == SplitKind::kColdUsers) {
     j["support_rows"] = support.num_interactions();
+    if (hidden.num_interactions() > 0) j["hidden_rows"] = hidden.num_interactions();
     j["cold_users"] = cold_users.size();
   }
   if (options.kind == SplitKind::kColdItems) j["cold_items_count"] = cold_items.size();
@@ -332,13 +343,17 @@ nlohmann::json Split::describe() const {
 Split make_cold_user_split(const Dataset& ds, const SplitOptions& options, int shots) {
   validate(options);
   FEWREC_CHECK(shots >= 0, kInvalidArgument, "shots must be >= 0, got {}", shots);
+  FEWREC_CHECK(options.query_from == 0 || options.query_from >= shots, kInvalidArgument,
+               "split.query_from ({}) must be 0 or >= the support size N ({}): the query cannot overlap the support",
+               options.query_from, shots);
+  const int64_t query_from = options.query_from > 0 ? options.query_from : shots;
   std::vector<UserIndex> cold = choose_cold_users(ds, options);
   std::vector<uint8_t> part(static_cast<size_t>(ds.num_interactions()), kTrain);
   const auto offsets = ds.user_offsets();
   for (UserIndex u : cold) {
     const int64_t b = offsets[u], e = offsets[u + 1];
     for (int64_t i = b; i < e; ++i)
-      part[static_cast<size_t>(i)] = i - b < shots ? kSupport : kTest;
+      part[static_cast<size_t>(i)] = i - b < shots ? kSupport : (i - b < query_from ? kHidden : kTest);
   }
   SplitOptions o = options;
   o.kind = SplitKind::kColdUsers;

@@ -475,6 +475,8 @@ std::vector<EvalCase> make_cases(const data::Split& split, bool exclude_train) {
         c.context.features = data::user_features_of(test.catalogue(), u);
       }
       known = items_of(split.support, u);
+      // Hidden rows (a fixed query): known to the user, not to the model.
+      if (split.hidden.num_interactions() > 0) known = set_union(known, items_of(split.hidden, u));
       c.group = "cold_user";
     } else {
       c.context = data::context_from_dataset(split.train, u, /*known=*/true);
@@ -651,7 +653,7 @@ EvalResult evaluate_split(const models::Model& model, const data::Split& split,
   r.protocol["split"] = std::move(desc);
   if (options.exclude_train) {
     if (split.options.kind == data::SplitKind::kColdUsers)
-      r.protocol["exclusions"] = "support items";
+      r.protocol["exclusions"] = split.hidden.num_interactions() > 0 ? "support and hidden items" : "support items";
     else if (split.valid.num_interactions() > 0)
       r.protocol["exclusions"] = "train+valid items";
     else

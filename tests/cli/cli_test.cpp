@@ -110,6 +110,32 @@ TEST(Cli, EvaluateWritesProtocolAndMetrics) {
   EXPECT_THAT(r.out, HasSubstr("full ranking"));
 }
 
+TEST(Cli, FewshotFixedQueryKeepsTheQueryAcrossShots) {
+  auto dir = temp_dir("fewshot");
+  auto r = run("fewshot " + kSmall + "--set model.name=popularity,itemknn --set 'eval.shots=[0,2,4]' " +
+               "--set fewshot.cold_items=false --set fewshot.query=fixed --json " + (dir / "out.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("query = their interactions from number 5 on (the same for every N"));
+  auto j = read_json(dir / "out.json");
+  EXPECT_EQ(j["cold_users"]["protocol"]["split"]["query_from"], 4);
+  // Popularity ignores the support, and the query does not move: one value for every N.
+  auto pop = j["cold_users"]["models"]["popularity"]["ndcg@10"]["mean"];
+  ASSERT_EQ(pop.size(), 3u);
+  EXPECT_GT(pop[0].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(pop[1].get<double>(), pop[0].get<double>());
+  EXPECT_DOUBLE_EQ(pop[2].get<double>(), pop[0].get<double>());
+  // With the default query (the rest), it moves.
+  r = run("fewshot " + kSmall + "--set model.name=popularity --set 'eval.shots=[0,2,4]' --set fewshot.cold_items=false " +
+          "--json " + (dir / "rest.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto rest = read_json(dir / "rest.json")["cold_users"]["models"]["popularity"]["ndcg@10"]["mean"];
+  EXPECT_NE(rest[2].get<double>(), rest[0].get<double>());
+
+  r = run("fewshot " + kSmall + "--set fewshot.query=last");
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("`fewshot.query`: expected rest or fixed, got `last`"));
+}
+
 TEST(Cli, TrainSaveLoadEvaluateGivesSameNumbers) {
   auto dir = temp_dir("train");
   auto model = (dir / "m.fwr").string();

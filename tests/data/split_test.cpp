@@ -47,10 +47,10 @@ std::multiset<Key> keys(const Dataset& ds) {
 // The parts partition the source rows exactly (as multisets).
 void expect_partition(const Dataset& ds, const Split& s) {
   EXPECT_EQ(s.train.num_interactions() + s.valid.num_interactions() + s.test.num_interactions() +
-                s.support.num_interactions(),
+                s.support.num_interactions() + s.hidden.num_interactions(),
             ds.num_interactions());
   std::multiset<Key> all;
-  for (const Dataset* part : {&s.train, &s.valid, &s.test, &s.support}) {
+  for (const Dataset* part : {&s.train, &s.valid, &s.test, &s.support, &s.hidden}) {
     EXPECT_EQ(part->catalogue_ptr(), ds.catalogue_ptr());
     auto k = keys(*part);
     all.insert(k.begin(), k.end());
@@ -359,6 +359,40 @@ TEST(ColdUserSplit, ShotCurveKeepsTheSameUsers) {
       EXPECT_EQ(s.test.history_size(u), std::max<int64_t>(n - shots, 0));
       EXPECT_EQ(s.train.history_size(u), 0);
     }
+  }
+}
+
+TEST(ColdUserSplit, FixedQueryIsTheSameForEveryShotAndHidesTheRowsBetween) {
+  Dataset ds = make_data();
+  SplitOptions o = opts(SplitKind::kColdUsers, 11);
+  o.min_history = 8;
+  o.query_from = 5;
+  std::vector<Dataset> queries;
+  for (int shots : {0, 2, 5}) {
+    Split s = make_cold_user_split(ds, o, shots);
+    expect_partition(ds, s);
+    ASSERT_FALSE(s.cold_users.empty());
+    for (UserIndex u : s.cold_users) {
+      auto h = ds.history(u);
+      auto sup = s.support.history(u), hid = s.hidden.history(u), q = s.test.history(u);
+      ASSERT_EQ(sup.size(), static_cast<size_t>(shots));
+      ASSERT_EQ(hid.size(), static_cast<size_t>(5 - shots));
+      ASSERT_EQ(q.size(), h.size() - 5);
+      for (size_t k = 0; k < hid.size(); ++k) EXPECT_EQ(hid.items[k], h.items[static_cast<size_t>(shots) + k]);
+      for (size_t k = 0; k < q.size(); ++k) EXPECT_EQ(q.items[k], h.items[5 + k]);
+    }
+    EXPECT_EQ(s.describe()["query_from"], 5);
+    if (shots < 5) EXPECT_EQ(s.describe()["hidden_rows"], s.hidden.num_interactions());
+    queries.push_back(std::move(s.test));
+  }
+  for (const auto& q : queries) EXPECT_EQ(keys(q), keys(queries[0]));
+
+  // A query that would overlap the support is refused.
+  try {
+    make_cold_user_split(ds, o, 6);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("split.query_from (5) must be 0 or >= the support size N (6)"));
   }
 }
 

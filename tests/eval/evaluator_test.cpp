@@ -119,7 +119,7 @@ class ThrowingModel : public HashModel {
 //   u2: train {0, 1, 2}  test {5}
 //   u3: train {3}        no test       (skipped)
 struct Rows {
-  std::vector<data::Interaction> train, valid, test, support;
+  std::vector<data::Interaction> train, valid, test, support, hidden;
 };
 
 data::Split build_split(const Rows& rows, data::SplitKind kind, int num_users, int num_items,
@@ -138,6 +138,7 @@ data::Split build_split(const Rows& rows, data::SplitKind kind, int num_users, i
   s.valid = data::Dataset(cat, rows.valid, "valid");
   s.test = data::Dataset(cat, rows.test, "test");
   s.support = data::Dataset(cat, rows.support, "support");
+  s.hidden = data::Dataset(cat, rows.hidden, "hidden");
   return s;
 }
 
@@ -214,6 +215,21 @@ TEST(MakeCases, ColdUsersAreNewUsersWithSupportAndFeatures) {
   EXPECT_THAT(c.exclude, ::testing::ElementsAre(1, 3));
   EXPECT_THAT(c.relevant, ::testing::ElementsAre(2, 4));
   EXPECT_EQ(c.group, "cold_user");
+}
+
+TEST(MakeCases, HiddenRowsOfAFixedQueryAreNeitherRevealedNorRanked) {
+  Rows r;
+  r.train = {row(1, 0, 1), row(1, 1, 2), row(1, 2, 3)};
+  r.support = {row(0, 3, 1)};
+  r.hidden = {row(0, 1, 2), row(0, 5, 3)};
+  r.test = {row(0, 2, 4), row(0, 4, 5), row(0, 5, 6)};
+  auto split = build_split(r, data::SplitKind::kColdUsers, 2, 6, /*features=*/true);
+  split.cold_users = {0};
+  auto cases = make_cases(split);
+  ASSERT_EQ(cases.size(), 1u);
+  EXPECT_THAT(cases[0].context.history_items(), ::testing::ElementsAre(3));  // the support only
+  EXPECT_THAT(cases[0].exclude, ::testing::ElementsAre(1, 3, 5));
+  EXPECT_THAT(cases[0].relevant, ::testing::ElementsAre(2, 4));  // 5 was hidden: not ranked
 }
 
 TEST(MakeCases, ZeroShotColdUserHasFeaturesOnly) {

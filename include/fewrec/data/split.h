@@ -11,7 +11,10 @@
 //   cold_users     a random fraction of users (with >= min_history rows) is
 //                  held out; for each, the first `shots` rows by time form the
 //                  support set, the rest the query (test) set; train holds the
-//                  other users only
+//                  other users only. With query_from = Q > 0 the query is the
+//                  rows after the first Q, the same for every N <= Q; the rows
+//                  between the support and the query are hidden (neither
+//                  revealed nor scored, and excluded from the ranking)
 //   cold_items     a fraction of items (newest by first interaction, or random)
 //                  is removed from train; test holds their interactions;
 //                  train keeps every other row
@@ -45,11 +48,12 @@ struct SplitOptions {
   double cold_user_fraction = 0.2;
   int shots = 5;                 // support-set size N
   int min_history = 0;           // candidate cold users need >= this many rows (0 = shots + 1)
+  int query_from = 0;            // the query is the user's rows after the first query_from (0 = after the support)
   // cold_items
   double cold_item_fraction = 0.2;
   bool cold_items_newest = true; // newest by first interaction, else random
   // Reads split.kind, split.train_fraction, split.valid_fraction, split.seed,
-  // split.loo_valid, split.cold_user_fraction, split.shots, split.min_history,
+  // split.loo_valid, split.cold_user_fraction, split.shots, split.min_history, split.query_from,
   // split.cold_item_fraction, split.cold_items (newest|random).
   static SplitOptions from_config(core::Config& config);
   nlohmann::json to_json() const;
@@ -60,6 +64,7 @@ struct Split {
   Dataset valid;    // may be empty
   Dataset test;     // query set for cold_users
   Dataset support;  // cold_users only: the revealed first N rows per held-out user
+  Dataset hidden;   // cold_users with query_from: rows between the support and the query
   std::vector<UserIndex> cold_users;  // sorted
   std::vector<ItemIndex> cold_items;  // sorted
   SplitOptions options;
@@ -70,8 +75,9 @@ struct Split {
 Split make_split(const Dataset& ds, const SplitOptions& options);
 
 // For the N-shot curve: same held-out users (chosen with options.seed among
-// users with >= min_history rows), support = first `shots` rows. Users with
-// <= shots rows get an empty query and are left out of test.
+// users with >= min_history rows), support = first `shots` rows, query = the
+// rest (from row options.query_from on when it is > 0; the rows between are
+// hidden). Users with no query rows are left out of test.
 Split make_cold_user_split(const Dataset& ds, const SplitOptions& options, int shots);
 
 }  // namespace fewrec::data
