@@ -161,6 +161,8 @@ struct Task {
   const std::vector<int32_t>* own_pos = nullptr;  // per item: the user's first position on it
   // Simulated cold-item tasks: items whose interactions are hidden.
   const std::vector<uint8_t>* cold = nullptr;
+  // Test hook: every signal by lookups, none from the per-item caches.
+  bool lookups = false;
 };
 
 class MetaRankerModel final : public Model {
@@ -178,7 +180,7 @@ class MetaRankerModel final : public Model {
     monitor.info(fmt::format("meta_ranker: {} items, {} co-occurrence pairs, content signal {}", n,
                              nb_item_.size(), space_.empty() ? "off" : fmt::format("{} features", space_.size())));
     meta_train(train, train_options, monitor);
-    refresh_prior(0);
+    refresh_derived(0);
   }
 
   // ------------------------------------------------------ new-item prior
@@ -267,14 +269,38 @@ class MetaRankerModel final : public Model {
     return b < t_off_[static_cast<size_t>(j) + 1] ? t_val_[static_cast<size_t>(b)] : kNoTime;
   }
 
-  // prior_z_ from item `first` on: each item's standardised prior under the
-  // model's own fit (0 without one), computed once, not per request.
-  void refresh_prior(int32_t first) {
+  // What requests need per item and no request changes, from item `first`
+  // on, computed once (fit, load, add_items) instead of per request:
+  // prior_z_, each item's standardised prior under the model's own fit (0
+  // without one), the item's signals 0 and 10 as a request sees them (no
+  // hidden items, no task user to leave out); and the content postings
+  // (rebuilt whole).
+  void refresh_derived(int32_t first) {
     prior_z_.resize(static_cast<size_t>(first));
-    for (int32_t j = first; j < num_items(); ++j)
+    log_count_.resize(static_cast<size_t>(first));
+    neighbour_pop_.resize(static_cast<size_t>(first));
+    const Task request;
+    for (int32_t j = first; j < num_items(); ++j) {
       prior_z_.push_back(prior_w_.empty() || space_.empty()
                              ? 0.0f
                              : (prior_of(prior_w_, j) - prior_scale_[0]) / prior_scale_[1]);
+      log_count_.push_back(std::log1p(count_seen(request, j)));
+      neighbour_pop_.push_back(neighbour_popularity(request, j));
+    }
+    // Feature -> (item, weight) postings of the content rows, items ascending.
+    post_off_.assign(space_.empty() ? 0 : static_cast<size_t>(space_.size()) + 1, 0);
+    post_item_.assign(bag_id_.size(), 0);
+    post_w_.assign(bag_id_.size(), 0.0f);
+    if (space_.empty()) return;
+    for (int32_t f : bag_id_) ++post_off_[static_cast<size_t>(f) + 1];
+    for (size_t f = 1; f < post_off_.size(); ++f) post_off_[f] += post_off_[f - 1];
+    std::vector<int64_t> next(post_off_.begin(), post_off_.end() - 1);
+    for (int32_t j = 0; j < num_items(); ++j)
+      for (int64_t r = bag_off_[static_cast<size_t>(j)]; r < bag_off_[static_cast<size_t>(j) + 1]; ++r) {
+        const auto q = static_cast<size_t>(next[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])]++);
+        post_item_[q] = j;
+        post_w_[q] = bag_w_[static_cast<size_t>(r)];
+      }
   }
 
   std::unique_ptr<UserState> adapt(const data::UserContext& context) const override {
@@ -324,7 +350,7 @@ class MetaRankerModel final : public Model {
       }
     }
     if (!space_.empty()) build_content_neighbours(static_cast<int32_t>(cn_off_.size()) - 1);
-    refresh_prior(static_cast<int32_t>(prior_z_.size()));
+    refresh_derived(static_cast<int32_t>(prior_z_.size()));
   }
 
   void save(core::ArtifactWriter& w, const std::string& p) const override {
@@ -422,7 +448,7 @@ class MetaRankerModel final : public Model {
       if (x <= 0) bad("signal scales");
     for (size_t i = 1; i < m->calib_.size(); i += 2)
       if (m->calib_[i] <= 0) bad("score scales");
-    m->refresh_prior(0);
+    m->refresh_derived(0);
     return m;
   }
 
@@ -453,7 +479,8 @@ class MetaRankerModel final : public Model {
     return x;
   }
   std::vector<float> context_signals(const data::UserContext& context) const {
-    const Task task = task_of(context);
+    Task task = task_of(context);
+    task.lookups = true;
     std::vector<float> x(static_cast<size_t>(num_items()) * kF);
     for (int32_t j = 0; j < num_items(); ++j) signals(task, j, nullptr, x.data() + static_cast<size_t>(j) * kF);
     return x;
@@ -738,13 +765,14 @@ class MetaRankerModel final : public Model {
     return s;
   }
 
-  // The signals of candidate j; knn = {sum, max, confidence} when already
-  // accumulated (score_all), else computed by lookups.
+  // The signals of candidate j; knn = {sum, max, confidence, best content
+  // cosine} when already accumulated (score_all), else computed by lookups.
   void signals(const Task& task, ItemIndex j, const float* knn, float* x) const {
     const bool hidden = task.cold && (*task.cold)[static_cast<size_t>(j)];
     const int64_t own = task.own && !hidden ? (*task.own)[static_cast<size_t>(j)] : kNoTime;
+    const bool request = task.cold == nullptr && task.own == nullptr && !task.lookups;  // cached values apply
     const float pop = count_seen(task, j);
-    x[0] = std::log1p(pop);
+    x[0] = request ? log_count_[static_cast<size_t>(j)] : std::log1p(pop);
     const bool timed = task.t != kNoTime;
     x[1] = timed && !hidden ? std::log1p(recent(j, task.t, own)) : 0.0f;
     if (knn) {
@@ -787,6 +815,20 @@ class MetaRankerModel final : public Model {
       x[9] = std::log1p(std::max(0.0f, later));
     }
     // Content-predicted popularity and the best single content match.
+    x[10] = request ? neighbour_pop_[static_cast<size_t>(j)] : neighbour_popularity(task, j);
+    if (knn) {
+      x[11] = knn[3];
+    } else {
+      float best = 0.0f;
+      if (!space_.empty())
+        for (ItemIndex s : task.support) best = std::max(best, content_cos(j, s));
+      x[11] = best;
+    }
+  }
+
+  // Signal 10: the similarity-weighted mean log count of j's content
+  // neighbours, as the task sees the counts.
+  float neighbour_popularity(const Task& task, ItemIndex j) const {
     float num = 0.0f, den = 0.0f;
     if (!cn_off_.empty())
       for (int64_t r = cn_off_[static_cast<size_t>(j)]; r < cn_off_[static_cast<size_t>(j) + 1]; ++r) {
@@ -794,18 +836,15 @@ class MetaRankerModel final : public Model {
         num += sim * std::log1p(count_seen(task, cn_item_[static_cast<size_t>(r)]));
         den += sim;
       }
-    x[10] = den > 0 ? num / den : 0.0f;
-    float best = 0.0f;
-    if (!space_.empty())
-      for (ItemIndex s : task.support) best = std::max(best, content_cos(j, s));
-    x[11] = best;
+    return den > 0 ? num / den : 0.0f;
   }
 
   // Scores every item for a (non-training) task.
   void score_all_items(const Task& task, std::vector<float>& out) const {
     const int32_t n = num_items();
     // Co-occurrence signals by walking the support's rows once.
-    std::vector<float> knn(static_cast<size_t>(n) * 3, 0.0f);
+    constexpr size_t kK = 4;
+    std::vector<float> knn(static_cast<size_t>(n) * kK, 0.0f);
     for (ItemIndex s : task.support) {
       const float ns = count_[static_cast<size_t>(s)];
       if (ns <= 0) continue;
@@ -814,10 +853,34 @@ class MetaRankerModel final : public Model {
         const float c = nb_count_[static_cast<size_t>(r)], pop = count_[static_cast<size_t>(j)];
         if (c <= 0 || pop <= 0) continue;
         const float sim = c / std::sqrt(ns * pop);
-        float* k = knn.data() + static_cast<size_t>(j) * 3;
+        float* k = knn.data() + static_cast<size_t>(j) * kK;
         k[0] += sim;
         k[1] = std::max(k[1], sim);
         k[2] += c / ns;
+      }
+    }
+    // Best content cosine with a support item, through the feature postings:
+    // only items sharing a feature with the support are touched (the sums
+    // run in feature order, as content_cos's).
+    if (!space_.empty()) {
+      std::vector<float> acc(static_cast<size_t>(n), 0.0f);
+      std::vector<int32_t> touched;
+      for (ItemIndex s : task.support) {
+        for (int64_t r = bag_off_[static_cast<size_t>(s)]; r < bag_off_[static_cast<size_t>(s) + 1]; ++r) {
+          const auto f = static_cast<size_t>(bag_id_[static_cast<size_t>(r)]);
+          const float ws = bag_w_[static_cast<size_t>(r)];
+          for (int64_t q = post_off_[f]; q < post_off_[f + 1]; ++q) {
+            const auto j = static_cast<size_t>(post_item_[static_cast<size_t>(q)]);
+            if (acc[j] == 0.0f) touched.push_back(static_cast<int32_t>(j));
+            acc[j] += post_w_[static_cast<size_t>(q)] * ws;
+          }
+        }
+        for (int32_t j : touched) {
+          float& best = knn[static_cast<size_t>(j) * kK + 3];
+          best = std::max(best, acc[static_cast<size_t>(j)]);
+          acc[static_cast<size_t>(j)] = 0.0f;
+        }
+        touched.clear();
       }
     }
     const float inv = task.support.empty() ? 0.0f : 1.0f / static_cast<float>(task.support.size());
@@ -834,7 +897,7 @@ class MetaRankerModel final : public Model {
     const float wm = calib_[2 * static_cast<size_t>(b)], ws = calib_[2 * static_cast<size_t>(b) + 1];
     float x[kF];
     for (int32_t j = 0; j < n; ++j) {
-      float* k = knn.data() + static_cast<size_t>(j) * 3;
+      float* k = knn.data() + static_cast<size_t>(j) * kK;
       k[2] *= inv;
       signals(task, j, k, x);
       if (o_.signal >= 0)
@@ -1224,6 +1287,10 @@ class MetaRankerModel final : public Model {
   float prior_scale_[2] = {0.0f, 1.0f};  // mean and std of its predictions on the items it was fitted on
   float prior_weight_ = 0.0f;       // weight of the standardised prior in a cold item's score
   std::vector<float> prior_z_;      // per item: its standardised prior (derived from the above, not saved)
+  std::vector<float> log_count_, neighbour_pop_;  // per item: signals 0 and 10 of a request (derived)
+  std::vector<int64_t> post_off_;   // content postings: feature -> items (derived)
+  std::vector<int32_t> post_item_;
+  std::vector<float> post_w_;
 };
 
 std::unique_ptr<Model> create_meta_ranker(const ModelSpec& spec) {

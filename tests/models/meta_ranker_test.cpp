@@ -72,6 +72,31 @@ TEST(MetaRanker, LeaveOneUserOutSignalsEqualAModelTrainedWithoutTheUser) {
   EXPECT_NE(plain, loo);
 }
 
+// Oracle: a request's signals, accumulated over the support's co-occurrence
+// rows and content postings and read from the per-item caches (score_all;
+// `signal=K` outputs signal K raw), equal the signals computed one item at
+// a time by lookups.
+TEST(MetaRanker, RequestSignalsEqualTheSignalsByLookups) {
+  const auto ds = world();
+  for (int k = 0; k < kMetaRankerSignals; ++k) {
+    auto m = train(ds, "meta_ranker:rounds=0,tasks=5,signal=" + std::to_string(k));
+    for (data::UserIndex u : {4, 40}) {
+      auto ctx = data::context_from_dataset(ds, u, /*known=*/false);
+      ctx.history.resize(std::min<size_t>(ctx.history.size(), 6));
+      std::vector<float> got(static_cast<size_t>(m->num_items()));
+      m->score_all(*m->adapt(ctx), got);
+      const auto want = meta_ranker_context_signals(*m, ctx);
+      bool nonzero = false;
+      for (size_t j = 0; j < got.size(); ++j) {
+        ASSERT_FLOAT_EQ(got[j], want[j * kMetaRankerSignals + static_cast<size_t>(k)])
+            << "signal " << k << " user " << u << " item " << j;
+        nonzero |= got[j] != 0.0f;
+      }
+      if (k != 1 && k != 6 && k != 8) EXPECT_TRUE(nonzero) << "signal " << k << " is zero everywhere: checks nothing";
+    }
+  }
+}
+
 // With no event there is nothing to trust but the crowd: the list is the
 // popularity list.
 TEST(MetaRanker, EmptyContextRanksLikePopularity) {
