@@ -21,7 +21,8 @@
 // Hogwild: threads update the shared embeddings without locks, as LightFM
 // does (collisions are rare and harmless for SGD). With one thread the run is
 // deterministic for a seed: the order comes from derive_seed(seed, epoch) and
-// the negatives of a chunk of pairs from derive_seed(., chunk start).
+// the negatives of a chunk of pairs from derive_seed(., chunk start). The
+// model asks for one thread on small data (hybrid.cpp, kMinPairsPerThread).
 #include "hybrid_train.h"
 
 #include <fmt/format.h>

@@ -228,11 +228,7 @@ TEST(Bpr, OneThreadIsDeterministicUnderTheSeed) {
   EXPECT_EQ(scores_of(*a, ctx), scores_of(*b, ctx));
 }
 
-class InfoMonitor final : public core::Monitor {
- public:
-  void info(std::string_view message) override { lines.emplace_back(message); }
-  std::vector<std::string> lines;
-};
+using testing::InfoMonitor;
 
 TEST(Bpr, SeveralThreadsTrainAsWell) {
   auto ds = synthetic(nullptr, 4000, 500);  // > 2 x 32k distinct pairs: one shard per thread

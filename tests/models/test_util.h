@@ -10,11 +10,25 @@
 #include <vector>
 
 #include "fewrec/core/error.h"
+#include "fewrec/core/monitor.h"
 #include "fewrec/core/rng.h"
 #include "fewrec/data/context.h"
 #include "fewrec/data/dataset.h"
 
 namespace fewrec::models::testing {
+
+// Keeps every info() line a model reports.
+class InfoMonitor final : public core::Monitor {
+ public:
+  void info(std::string_view message) override { lines.emplace_back(message); }
+  // Every line, joined by newlines.
+  std::string text() const {
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+  }
+  std::vector<std::string> lines;
+};
 
 // The message of the fewrec::Error `fn` throws; fails the test when it throws
 // nothing, another type, or another code.
