@@ -273,8 +273,7 @@ class MetaRankerModel final : public Model {
   // on, computed once (fit, load, add_items) instead of per request:
   // prior_z_, each item's standardised prior under the model's own fit (0
   // without one), the item's signals 0 and 10 as a request sees them (no
-  // hidden items, no task user to leave out); and the content postings
-  // (rebuilt whole).
+  // hidden items, no task user to leave out).
   void refresh_derived(int32_t first) {
     prior_z_.resize(static_cast<size_t>(first));
     log_count_.resize(static_cast<size_t>(first));
@@ -287,7 +286,11 @@ class MetaRankerModel final : public Model {
       log_count_.push_back(std::log1p(count_seen(request, j)));
       neighbour_pop_.push_back(neighbour_popularity(request, j));
     }
-    // Feature -> (item, weight) postings of the content rows, items ascending.
+  }
+
+  // Feature -> (item, weight) postings of every item's content row, items
+  // ascending (fit and add_items through build_content_neighbours, load).
+  void build_postings() {
     post_off_.assign(space_.empty() ? 0 : static_cast<size_t>(space_.size()) + 1, 0);
     post_item_.assign(bag_id_.size(), 0);
     post_w_.assign(bag_id_.size(), 0.0f);
@@ -295,7 +298,7 @@ class MetaRankerModel final : public Model {
     for (int32_t f : bag_id_) ++post_off_[static_cast<size_t>(f) + 1];
     for (size_t f = 1; f < post_off_.size(); ++f) post_off_[f] += post_off_[f - 1];
     std::vector<int64_t> next(post_off_.begin(), post_off_.end() - 1);
-    for (int32_t j = 0; j < num_items(); ++j)
+    for (int32_t j = 0; j + 1 < static_cast<int32_t>(bag_off_.size()); ++j)
       for (int64_t r = bag_off_[static_cast<size_t>(j)]; r < bag_off_[static_cast<size_t>(j) + 1]; ++r) {
         const auto q = static_cast<size_t>(next[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])]++);
         post_item_[q] = j;
@@ -448,6 +451,7 @@ class MetaRankerModel final : public Model {
       if (x <= 0) bad("signal scales");
     for (size_t i = 1; i < m->calib_.size(); i += 2)
       if (m->calib_[i] <= 0) bad("score scales");
+    m->build_postings();
     m->refresh_derived(0);
     return m;
   }
@@ -616,21 +620,19 @@ class MetaRankerModel final : public Model {
     const int32_t n = static_cast<int32_t>(bag_off_.size()) - 1;
     if (space_.empty()) return;
     if (first == 0) cn_off_.assign(1, 0), cn_item_.clear(), cn_sim_.clear();
-    // Inverted index over every item's rows.
-    std::vector<std::vector<std::pair<int32_t, float>>> postings(static_cast<size_t>(space_.size()));
-    for (int32_t i = 0; i < n; ++i)
-      for (int64_t r = bag_off_[static_cast<size_t>(i)]; r < bag_off_[static_cast<size_t>(i) + 1]; ++r)
-        postings[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])].emplace_back(i, bag_w_[static_cast<size_t>(r)]);
+    build_postings();
     std::vector<float> acc(static_cast<size_t>(n), 0.0f);
     std::vector<int32_t> touched;
     std::vector<std::pair<float, int32_t>> row;
     for (int32_t j = first; j < n; ++j) {
       touched.clear();
       for (int64_t r = bag_off_[static_cast<size_t>(j)]; r < bag_off_[static_cast<size_t>(j) + 1]; ++r) {
-        const auto& post = postings[static_cast<size_t>(bag_id_[static_cast<size_t>(r)])];
-        if (static_cast<int64_t>(post.size()) > kMaxDf) continue;
+        const auto f = static_cast<size_t>(bag_id_[static_cast<size_t>(r)]);
+        if (post_off_[f + 1] - post_off_[f] > kMaxDf) continue;
         const float wj = bag_w_[static_cast<size_t>(r)];
-        for (const auto& [k, wk] : post) {
+        for (int64_t q = post_off_[f]; q < post_off_[f + 1]; ++q) {
+          const int32_t k = post_item_[static_cast<size_t>(q)];
+          const float wk = post_w_[static_cast<size_t>(q)];
           if (k == j) continue;
           if (acc[static_cast<size_t>(k)] == 0.0f) touched.push_back(k);
           acc[static_cast<size_t>(k)] += wj * wk;
