@@ -163,7 +163,8 @@ struct HybridOptions {
         "model `hybrid`: option `user_features`");
     p.normalize =
         o.get_choice("normalize", p.normalize, {"mean", "sqrt", "none"},
-                     "weight of each feature of a row: 1/n (LightFM's row normalisation), 1/sqrt(n) or 1");
+                     "weight of each feature of a row of n features: mean = 1/n (LightFM's row normalisation), sqrt = "
+                     "1/sqrt(n), none = 1");
     p.vocab.min_df = o.get_int("min_df", p.vocab.min_df,
                                "drop feature values, tags and words found in fewer training rows", 1, INT32_MAX);
     p.vocab.max_vocab = o.get_int("max_vocab", p.vocab.max_vocab,
@@ -240,8 +241,9 @@ struct HybridOptions {
     p.meta_lr = o.get_double("meta_lr", p.meta_lr, "meta_emb: learning rate of the generator (Adam)", 1e-8, 10.0);
     p.meta_popularity = o.get_bool(
         "meta_popularity", p.meta_popularity,
-        "meta_emb: draw each item's users in proportion to its popularity, so the generator also learns which new "
-        "items will draw many users; false = meta_shots per item, as in MetaEmb");
+        "meta_emb: draw each item's users in proportion to its popularity, each item's task weighing its share of "
+        "the draws, so the generator also learns which new items will draw many users; false = meta_shots per "
+        "item, every item weighing the same, as in MetaEmb");
     p.meta_recent = o.get_double("meta_recent", p.meta_recent,
                                  "meta_emb: the generator learns from this share of the trained items, the newest by "
                                  "first event (tasks and negatives; new items are like the newest ones)",
@@ -816,6 +818,11 @@ class HybridModel final : public FactorModel {
         std::swap(us[static_cast<size_t>(a)],
                   us[static_cast<size_t>(a) + core::uniform_index(r, static_cast<uint64_t>(n - a))]);
       const int64_t na = (take + 1) / 2;
+      // Each set's loss is a mean over its rows: with meta_popularity the
+      // task weighs its share of the draws, or drawing more users would only
+      // lower the noise and the generator would not learn which new items
+      // draw many users.
+      if (options_.meta_popularity) t.weight = static_cast<double>(take) / (2.0 * static_cast<double>(K));
       for (int64_t a = 0; a < take; ++a) {
         const float* p = user_vec(us[static_cast<size_t>(a)]);
         for (int64_t k = 0; k < options_.meta_negatives; ++k) {

@@ -125,6 +125,12 @@ double meta_loss(const Generator& gen, const ItemTask& t, const MetaOptions& o, 
     for (size_t r = 0; r < na; ++r)
       dz_a[r] -= (1.0 - o.alpha) * o.warm_lr * sig_a[r] * (1.0 - sig_a[r]) * dot(t.users_a[r], g_b.data(), d);
   }
+  if (t.weight != 1.0) {
+    loss *= t.weight;
+    for (double& x : dz_a) x *= t.weight;
+    for (double& x : dz_b) x *= t.weight;
+    for (double& x : de_i) x *= t.weight;
+  }
   if (grad) {
     // z depends on (e_i, b_i) with sign +1 and on (e_j, b_j) with -1.
     std::vector<double> dj(du);

@@ -47,6 +47,10 @@ struct ItemTask {
   std::vector<const float*> users_a, users_b;
   std::vector<const float*> negatives_a, negatives_b;
   std::vector<float> negative_bias_a, negative_bias_b;
+  // The task's weight in the meta-loss. Each set's loss is a mean over its
+  // rows, so an item drawing many users counts as much as one drawing two
+  // unless its weight says otherwise (meta_popularity: its share of the draws).
+  double weight = 1.0;
 };
 
 struct MetaOptions {
@@ -54,8 +58,8 @@ struct MetaOptions {
   double warm_lr = 0.1;  // step of the simulated warm-up update
 };
 
-// The meta-loss of one task; when `grad` is given, adds the loss's gradient
-// in the generator's parameters to it (same layout as theta).
+// The meta-loss of one task times its weight; when `grad` is given, adds the
+// gradient of that in the generator's parameters to it (same layout as theta).
 double meta_loss(const Generator& gen, const ItemTask& task, const MetaOptions& o, std::vector<double>* grad);
 
 // Adam on the flat parameters.

@@ -1,6 +1,7 @@
 // The meta-embedding generator of the factorisation models (meta_emb.h):
 // its exact meta-gradient (second order through the warm-up step) against
-// central finite differences, and the zero generator is content alone.
+// central finite differences, a task's weight, and the zero generator is
+// content alone.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -48,8 +49,9 @@ Generator random_generator(int32_t d, uint64_t seed) {
   return g;
 }
 
-void check_gradient(const MetaOptions& o, uint64_t seed) {
-  const World w = world(seed, 3, 4);
+void check_gradient(const MetaOptions& o, uint64_t seed, double weight = 1.0) {
+  World w = world(seed, 3, 4);
+  w.task.weight = weight;
   Generator g = random_generator(w.d, seed + 1);
   std::vector<double> grad(g.theta.size(), 0.0);
   meta_loss(g, w.task, o, &grad);
@@ -86,6 +88,23 @@ TEST(MetaEmb, ColdLossAloneAndNoWarmUpStepGradientsMatchFiniteDifferences) {
   no_step.alpha = 0.3;
   no_step.warm_lr = 0.0;
   check_gradient(no_step, 10);
+}
+
+// A task's weight (meta_popularity: its share of the draws) scales its loss
+// and every part of its gradient, the second-order one included.
+TEST(MetaEmb, TaskWeightScalesTheLossAndItsGradient) {
+  MetaOptions o;
+  o.alpha = 0.4;
+  o.warm_lr = 0.5;
+  check_gradient(o, 13, 2.5);
+  World w = world(14, 3, 4);
+  const Generator g = random_generator(w.d, 15);
+  std::vector<double> one(g.theta.size(), 0.0), weighted(g.theta.size(), 0.0);
+  const double l1 = meta_loss(g, w.task, o, &one);
+  w.task.weight = 3.0;
+  const double l3 = meta_loss(g, w.task, o, &weighted);
+  EXPECT_NEAR(l3, 3.0 * l1, 1e-12 * std::abs(l1));
+  for (size_t p = 0; p < one.size(); ++p) EXPECT_NEAR(weighted[p], 3.0 * one[p], 1e-9) << "parameter " << p;
 }
 
 // Dropping the second-order term (the Hessian through the warm-up step)
