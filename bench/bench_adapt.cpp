@@ -55,46 +55,18 @@ struct Args {
   int requests = 1000;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_adapt: " << problem << "\n"
-            << "usage: bench_adapt [--out FILE.json] [--quick] [--ml100k DIR] [--models NAME,...]\n"
-            << "                   [--shots N] [--requests R]\n";
-  std::exit(2);
-}
-
-int positive_int(const std::string& flag, const char* text) {
-  auto n = core::parse_int(text);
-  if (!n || *n <= 0 || *n > 1000000) usage(flag + " expects a positive integer, got `" + std::string(text) + "`");
-  return static_cast<int>(*n);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) usage("missing value after " + arg);
-      return argv[++i];
-    };
-    if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--ml100k") {
-      a.ml100k = value();
-    } else if (arg == "--models") {
-      a.models.clear();
-      for (auto part : core::split(value(), ',')) a.models.emplace_back(part);
-    } else if (arg == "--shots") {
-      a.shots = positive_int(arg, value());
-    } else if (arg == "--requests") {
-      a.requests = positive_int(arg, value());
-    } else if (arg == "--quick") {
-      a.quick = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  CLI::App app{"Per-request latency of a new user's top 10 (adapt + score), written as JSON.", "bench_adapt"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "fewer requests and items, for a smoke run");
+  app.add_option("--ml100k", a.ml100k, "ML-100K folder (default: $FEWREC_ML100K or ../shared/data/ml-100k)");
+  app.add_option("--models", a.models, "models to measure")->delimiter(',')->capture_default_str();
+  app.add_option("--shots", a.shots, "events of each new user")->check(CLI::Range(1, 1000000))->capture_default_str();
+  app.add_option("--requests", a.requests, "requests per model and data set")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  parse_command_line(app, argc, argv);
   return a;
 }
 

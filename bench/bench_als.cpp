@@ -61,43 +61,16 @@ struct Args {
   }
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_als: " << problem << "\n"
-            << "usage: bench_als [--out FILE.json] [--quick] [--ml100k DIR] [--datasets NAME,...]\n"
-            << "                 [--factors 64,128] [--threads 1,2]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--out") {
-      if (i + 1 >= argc) usage("missing value after --out");
-      a.out = argv[++i];
-    } else if (arg == "--ml100k") {
-      if (i + 1 >= argc) usage("missing value after --ml100k");
-      a.ml100k = argv[++i];
-    } else if (arg == "--datasets") {
-      if (i + 1 >= argc) usage("missing value after --datasets");
-      for (auto part : core::split(argv[++i], ',')) a.datasets.emplace_back(part);
-    } else if (arg == "--factors" || arg == "--threads") {
-      if (i + 1 >= argc) usage("missing value after " + arg);
-      auto& list = arg == "--factors" ? a.factors : a.threads;
-      list.clear();
-      for (auto part : core::split(argv[++i], ',')) {
-        auto n = core::parse_int(part);
-        if (!n || *n <= 0) usage(arg + " expects positive integers, got `" + std::string(part) + "`");
-        list.push_back(static_cast<int>(*n));
-      }
-    } else if (arg == "--quick") {
-      a.quick = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  CLI::App app{"Training speed and memory of the ALS model, written as JSON.", "bench_als"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "smaller data, for a smoke run");
+  app.add_option("--ml100k", a.ml100k, "ML-100K folder (default: $FEWREC_ML100K or ../shared/data/ml-100k)");
+  app.add_option("--datasets", a.datasets, "data sets to run (default: all)")->delimiter(',');
+  app.add_option("--factors", a.factors, "factor counts")->delimiter(',')->check(CLI::Range(1, 4096))->capture_default_str();
+  app.add_option("--threads", a.threads, "thread counts")->delimiter(',')->check(CLI::Range(1, 1024))->capture_default_str();
+  parse_command_line(app, argc, argv);
   return a;
 }
 

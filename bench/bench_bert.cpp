@@ -33,6 +33,7 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/text/bert.h"
 
 namespace fs = std::filesystem;
@@ -45,27 +46,12 @@ struct Args {
   bool quick = false;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_bert: " << problem << "\n"
-            << "usage: bench_bert [--out FILE.json] [--quick]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--out") {
-      if (i + 1 >= argc) usage("missing value after --out");
-      a.out = argv[++i];
-    } else if (arg == "--quick") {
-      a.quick = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  CLI::App app{"Encoding throughput of the BERT encoder on a MiniLM-shaped random model, written as JSON.", "bench_bert"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "fewer texts, for a smoke run");
+  fewrec::bench::parse_command_line(app, argc, argv);
   return a;
 }
 

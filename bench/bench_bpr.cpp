@@ -55,30 +55,13 @@ struct Args {
   std::string ml100k;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_bpr: " << problem << "\n"
-            << "usage: bench_bpr [--out FILE.json] [--quick] [--ml100k DIR]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--out") {
-      if (i + 1 >= argc) usage("missing value after --out");
-      a.out = argv[++i];
-    } else if (arg == "--ml100k") {
-      if (i + 1 >= argc) usage("missing value after --ml100k");
-      a.ml100k = argv[++i];
-    } else if (arg == "--quick") {
-      a.quick = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  CLI::App app{"Training speed and memory of the BPR-MF model and its fold-in latency, written as JSON.", "bench_bpr"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "smaller data, for a smoke run");
+  app.add_option("--ml100k", a.ml100k, "ML-100K folder (default: $FEWREC_ML100K or ../shared/data/ml-100k)");
+  parse_command_line(app, argc, argv);
   return a;
 }
 

@@ -45,44 +45,20 @@ struct Args {
   bool keep = false;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_readers: " << problem << "\n"
-            << "usage: bench_readers [--out FILE.json] [--rows N[,N...]] [--tmp DIR] [--keep] [--quick]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  bool rows_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + arg);
-      return argv[++i];
-    };
-    if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--quick") {
-      if (!rows_given) a.rows = {1000000};
-    } else if (arg == "--rows") {
-      if (!rows_given) a.rows.clear();
-      rows_given = true;
-      const std::string list = value();
-      for (auto part : fewrec::core::split(list, ',')) {
-        auto n = fewrec::core::parse_int(part);
-        if (!n || *n <= 0) usage("--rows expects positive counts, got `" + std::string(part) + "`");
-        a.rows.push_back(*n);
-      }
-    } else if (arg == "--tmp") {
-      a.tmp = value();
-    } else if (arg == "--keep") {
-      a.keep = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  bool quick = false;
+  CLI::App app{"Reading speed and memory of the csv reader on synthetic files, written as JSON.", "bench_readers"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", quick, "only 1,000,000 rows (unless --rows is given)");
+  auto* rows = app.add_option("--rows", a.rows, "row counts of the generated files")
+                   ->delimiter(',')
+                   ->check(CLI::Range(int64_t{1}, int64_t{10000000000}))
+                   ->capture_default_str();
+  app.add_option("--tmp", a.tmp, "folder for the generated files (default: a temporary one)");
+  app.add_flag("--keep", a.keep, "keep the generated files");
+  parse_command_line(app, argc, argv);
+  if (quick && rows->count() == 0) a.rows = {1000000};
   return a;
 }
 

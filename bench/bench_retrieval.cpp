@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/retrieval/index.h"
 
 using namespace fewrec;
@@ -24,17 +25,13 @@ int main(int argc, char** argv) try {
   std::string out = "out/bench_retrieval.json";
   bool quick = false;
   int items = 100000, dim = 64;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--out" && i + 1 < argc) out = argv[++i];
-    else if (a == "--quick") quick = true;
-    else if (a == "--items" && i + 1 < argc) items = std::atoi(argv[++i]);
-    else if (a == "--dim" && i + 1 < argc) dim = std::atoi(argv[++i]);
-    else {
-      std::cerr << "usage: bench_retrieval [--out FILE.json] [--quick] [--items N] [--dim D]\n";
-      return 2;
-    }
-  }
+  CLI::App app{"Exact top-k against HNSW over random vectors: build time, queries/s, recall@10, written as JSON.",
+               "bench_retrieval"};
+  app.add_option("--out", out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", quick, "at most 20,000 items and 200 queries");
+  app.add_option("--items", items, "indexed vectors")->check(CLI::Range(1, 100000000))->capture_default_str();
+  app.add_option("--dim", dim, "vector dimension")->check(CLI::Range(1, 100000))->capture_default_str();
+  bench::parse_command_line(app, argc, argv);
   if (quick) items = std::min(items, 20000);
   const int nq = quick ? 200 : 1000, k = 10;
   std::mt19937 rng(7);

@@ -57,49 +57,21 @@ struct Args {
   std::vector<int> threads = {1, 2};
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_sasrec: " << problem << "\n"
-            << "usage: bench_sasrec [--out FILE.json] [--quick] [--ml100k DIR] [--threads 1,2] [--epochs N]\n"
-            << "                    [--loss bce|sampled_softmax|softmax] [--quality]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + arg);
-      return argv[++i];
-    };
-    if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--ml100k") {
-      a.ml100k = value();
-    } else if (arg == "--loss") {
-      a.loss = value();
-    } else if (arg == "--epochs") {
-      auto n = core::parse_int(value());
-      if (!n || *n <= 0) usage("--epochs expects a positive integer");
-      a.epochs = static_cast<int>(*n);
-    } else if (arg == "--threads") {
-      a.threads.clear();
-      for (auto part : core::split(value(), ',')) {
-        auto n = core::parse_int(part);
-        if (!n || *n <= 0) usage("--threads expects positive integers, got `" + std::string(part) + "`");
-        a.threads.push_back(static_cast<int>(*n));
-      }
-    } else if (arg == "--quick") {
-      a.quick = true;
-    } else if (arg == "--quality") {
-      a.quality = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
+  CLI::App app{"Training speed (and, with --quality, ranking quality) of SASRec, written as JSON.", "bench_sasrec"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "smaller data and 2 epochs, for a smoke run");
+  app.add_flag("--quality", a.quality, "also train to convergence and report ranking quality");
+  app.add_option("--ml100k", a.ml100k, "ML-100K folder (default: $FEWREC_ML100K or ../shared/data/ml-100k)");
+  app.add_option("--loss", a.loss, "SASRec loss")->capture_default_str();
+  app.add_option("--epochs", a.epochs, "epochs (default: 5, 2 with --quick)")->check(CLI::Range(1, 100000));
+  app.add_option("--threads", a.threads, "thread counts")->delimiter(',')->check(CLI::Range(1, 1024))->capture_default_str();
+  parse_command_line(app, argc, argv);
+  if (a.threads.empty()) {
+    std::cerr << "bench_sasrec: --threads needs at least one value\n";
+    std::exit(2);
   }
-  if (a.threads.empty()) usage("--threads needs at least one value");
   return a;
 }
 

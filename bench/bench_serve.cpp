@@ -56,30 +56,22 @@ struct Args {
   bool keep = false;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_serve: " << problem << "\n"
-            << "usage: bench_serve [--out FILE.json] [--quick] [--seconds S] [--connections C] [--tmp DIR] [--keep]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  bool seconds_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--out") a.out = value();
-    else if (arg == "--quick") a.quick = true;
-    else if (arg == "--seconds") { a.seconds = std::stod(value()); seconds_given = true; }
-    else if (arg == "--connections") a.connections = std::stoi(value());
-    else if (arg == "--tmp") a.tmp = value();
-    else if (arg == "--keep") a.keep = true;
-    else usage("unknown argument " + arg);
-  }
-  if (a.quick && !seconds_given) a.seconds = 3;
+  CLI::App app{"Load test of `fewrec serve` with wrk over loopback, written as JSON.",
+               "bench_serve"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", a.quick, "3 s per case (unless --seconds is given)");
+  auto* seconds = app.add_option("--seconds", a.seconds, "seconds per timed case")
+                      ->check(CLI::Range(0.01, 86400.0))
+                      ->capture_default_str();
+  app.add_option("--connections", a.connections, "concurrent client connections")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--tmp", a.tmp, "folder for the server's store (default: a temporary one)");
+  app.add_flag("--keep", a.keep, "keep that folder");
+  fewrec::bench::parse_command_line(app, argc, argv);
+  if (a.quick && seconds->count() == 0) a.seconds = 3;
   if (a.tmp.empty()) a.tmp = fs::temp_directory_path() / ("fewrec-bench-serve-" + std::to_string(::getpid()));
   return a;
 }

@@ -28,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_util.h"
 #include "fewrec/core/error.h"
 #include "fewrec/core/strings.h"
 #include "fewrec/store/dataset_export.h"
@@ -48,47 +49,23 @@ struct Args {
   bool keep = false;
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "bench_store: " << problem << "\n"
-            << "usage: bench_store [--out FILE.json] [--quick] [--seconds S] [--scan-rows N] "
-               "[--tmp DIR] [--keep]\n";
-  std::exit(2);
-}
-
 Args parse_args(int argc, char** argv) {
   Args a;
-  bool seconds_given = false, rows_given = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage("missing value after " + arg);
-      return argv[++i];
-    };
-    if (arg == "--out") {
-      a.out = value();
-    } else if (arg == "--quick") {
-      if (!seconds_given) a.seconds = 1.0;
-      if (!rows_given) a.scan_rows = 200000;
-    } else if (arg == "--seconds") {
-      const auto v = fewrec::core::parse_double(value());
-      if (!v || *v <= 0) usage("--seconds expects a positive number");
-      a.seconds = *v;
-      seconds_given = true;
-    } else if (arg == "--scan-rows") {
-      const auto v = fewrec::core::parse_int(value());
-      if (!v || *v <= 0) usage("--scan-rows expects a positive count");
-      a.scan_rows = *v;
-      rows_given = true;
-    } else if (arg == "--tmp") {
-      a.tmp = value();
-    } else if (arg == "--keep") {
-      a.keep = true;
-    } else if (arg == "--help" || arg == "-h") {
-      usage("help");
-    } else {
-      usage("unknown argument `" + arg + "`");
-    }
-  }
+  bool quick = false;
+  CLI::App app{"Speed of the SQLite store under the service's load, written as JSON.", "bench_store"};
+  app.add_option("--out", a.out, "JSON output file")->capture_default_str();
+  app.add_flag("--quick", quick, "1 s per case and 200,000 scanned rows (unless given)");
+  auto* seconds = app.add_option("--seconds", a.seconds, "seconds per timed case")
+                      ->check(CLI::Range(0.01, 86400.0))
+                      ->capture_default_str();
+  auto* rows = app.add_option("--scan-rows", a.scan_rows, "rows of the scan case")
+                   ->check(CLI::Range(int64_t{1}, int64_t{10000000000}))
+                   ->capture_default_str();
+  app.add_option("--tmp", a.tmp, "folder for the store (default: a temporary one)");
+  app.add_flag("--keep", a.keep, "keep that folder");
+  fewrec::bench::parse_command_line(app, argc, argv);
+  if (quick && seconds->count() == 0) a.seconds = 1.0;
+  if (quick && rows->count() == 0) a.scan_rows = 200000;
   return a;
 }
 

@@ -1,8 +1,10 @@
-// Helpers shared by the benchmarks: process CPU time, RSS, load average,
-// the ML-100K folder, medians.
+// Helpers shared by the benchmarks: the command line (CLI11), process CPU
+// time, RSS, load average, the ML-100K folder, medians, writing the JSON.
 #pragma once
 
 #include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -66,6 +68,16 @@ inline double median(std::vector<double> v) {
   if (v.empty()) return 0.0;
   std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
   return v[v.size() / 2];
+}
+
+// Parses the command line with `app`. On --help, prints the help and exits 0;
+// on a bad argument, prints what is wrong and exits non-zero.
+inline void parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
 }
 
 // Writes `text` to `path`, creating its folder; throws on failure.
