@@ -282,6 +282,71 @@ TEST(Hybrid, MetaEmbeddingsAreGeneratedForColdItemsOnly) {
   EXPECT_EQ(s[static_cast<size_t>(n)], s[static_cast<size_t>(cold)]);
 }
 
+// meta_popularity: the generator learns which new items draw many users.
+// Planted: the newest items of kind "hot" draw many users and those of kind
+// "mild" few, while among the old items it is the other way round, so that
+// over all items the kind says nothing about popularity (the trained model
+// alone ranks the held-out mild items higher). The generator, meta-trained on the
+// newest half (meta_recent) with users drawn by popularity, should rank the
+// held-out hot items above the held-out mild ones. Each task weighs its
+// share of the draws; with every task weighing the same (the per-item mean
+// loss), drawing more users of a popular item changed nothing and the
+// generated parts barely separated the kinds.
+TEST(Hybrid, MetaEmbeddingsLearnWhichNewItemsDrawManyUsers) {
+  constexpr int kUsers = 600, kItems = 240, kOld = 120;
+  data::DatasetBuilder b;
+  for (int u = 0; u < kUsers; ++u) b.user("u" + std::to_string(u));
+  const char* genres[] = {"a", "b", "c", "d"};
+  std::vector<double> weight(kItems);
+  for (int i = 0; i < kItems; ++i) {
+    const ItemIndex it = b.item("i" + std::to_string(i));
+    const bool hot = i % 2 == 0, old = i < kOld;
+    b.item_features().set_categorical(it, "kind", hot ? "hot" : "mild");
+    b.item_features().add_tag(it, "genres", genres[(i / 2) % 4]);
+    weight[static_cast<size_t>(i)] = hot != old ? 8.0 : 1.0;
+  }
+  core::Rng rng(3);
+  std::vector<double> cum;
+  auto draw = [&](int lo, int hi) {  // an item of [lo, hi) by weight
+    cum.clear();
+    double total = 0;
+    for (int i = lo; i < hi; ++i) cum.push_back(total += weight[static_cast<size_t>(i)]);
+    return lo + static_cast<int>(std::upper_bound(cum.begin(), cum.end(), core::uniform01(rng) * total) - cum.begin());
+  };
+  for (int u = 0; u < kUsers; ++u)
+    for (int k = 0; k < 12; ++k) {
+      const bool old = k < 6;  // old items early in time, new ones late
+      const int i = old ? draw(0, kOld) : draw(kOld, kItems);
+      b.add(u, i, (old ? 1000 : 100000) + k * 10 + u, 5.0f);
+    }
+  ColdItemsWorld w;
+  w.full = std::move(b).build("planted-popularity");
+  for (ItemIndex i = kOld; i < kItems; i += 4) w.cold.push_back(i);
+  for (ItemIndex i = kOld + 1; i < kItems; i += 4) w.cold.push_back(i);
+  std::sort(w.cold.begin(), w.cold.end());
+  w.train = w.full.filter([&](const data::Interaction& r) {
+    return !std::binary_search(w.cold.begin(), w.cold.end(), r.item);
+  });
+  auto separation = [&](const Model& m) {  // mean over users: AUC of held-out hot items against mild ones
+    std::vector<ItemIndex> hot, mild;
+    for (ItemIndex c : w.cold) (c % 2 == 0 ? hot : mild).push_back(c);
+    double total = 0;
+    for (UserIndex u = 0; u < 50; ++u) total += auc(scores_of(m, data::context_from_dataset(w.train, u)), hot, mild);
+    return total / 50;
+  };
+  const std::string meta = std::string(kFast) + ",meta_emb=true,meta_recent=0.5,meta_items=8,meta_lr=0.01";
+  const double plain = separation(*fitted(kFast, w.train));
+  const double by_popularity = separation(*fitted(meta, w.train));
+  const double uniform = separation(*fitted(meta + ",meta_popularity=false", w.train));
+  // 0.29, 0.87, 0.29 (data seeds 4-6: plain 0.24-0.28, meta_emb 0.82-0.87,
+  // meta_popularity=false 0.27-0.65); unweighted tasks: meta_emb 0.41.
+  std::printf("held-out hot above mild: plain %.3f, meta_emb %.3f, meta_popularity=false %.3f\n", plain,
+              by_popularity, uniform);
+  EXPECT_GT(by_popularity, 0.75);
+  EXPECT_GT(by_popularity, plain + 0.3);
+  EXPECT_GT(by_popularity, uniform + 0.15);
+}
+
 // ---- add_items -----------------------------------------------------------------
 
 TEST(Hybrid, AddedItemsGetScoresConsistentWithTheirTopic) {
