@@ -94,7 +94,10 @@ RunOptions read_run_options(core::Config& config, bool need_model) {
   o.fewshot_cold_users = config.get_bool("fewshot.cold_users", true, "fewrec fewshot: run the cold-user N-shot protocol");
   o.fewshot_cold_items = config.get_bool("fewshot.cold_items", true, "fewrec fewshot: run the cold-item protocol");
   o.fewshot_seeds = config.get_int_list(
-      "fewshot.seeds", {}, "fewrec fewshot: split seeds to average over (default: split.seed); mean and spread reported");
+      "fewshot.seeds", {},
+      "fewrec fewshot: split seeds to average over (default: split.seed); mean and spread reported. With "
+      "split.cold_items=newest the cold-item split is the same for every seed, so there seed s trains with "
+      "train.seed = s instead");
   const std::string query = config.get_string(
       "fewshot.query", "rest",
       "fewrec fewshot: the cold users' query: rest (everything after the N support interactions, so it changes with "

@@ -136,6 +136,34 @@ TEST(Cli, FewshotFixedQueryKeepsTheQueryAcrossShots) {
   EXPECT_THAT(r.out, HasSubstr("`fewshot.query`: expected rest or fixed, got `last`"));
 }
 
+// With the newest items held out the cold-item split is the same for every
+// seed, so fewshot.seeds varies the training seed: the mean over seeds 1 and
+// 2 is the mean of two runs with train.seed 1 and 2, with a spread.
+TEST(Cli, FewshotSeedsVaryTrainingWhenTheColdItemSplitIsFixed) {
+  auto dir = temp_dir("fewshot-seeds");
+  const std::string items = "fewshot " + kSmall + "--set model.name=hybrid --set model.epochs=5 --set fewshot.cold_users=false ";
+  auto r = run(items + "--set 'fewshot.seeds=[1,2]' --json " + (dir / "both.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("2 seeds (the same split: seed s trains with train.seed = s)"));
+  auto both = read_json(dir / "both.json")["cold_items"];
+  EXPECT_THAT(both["seeds_vary"].get<std::string>(), HasSubstr("train.seed"));
+  double single[2];
+  for (int s : {1, 2}) {
+    const auto out = dir / ("seed" + std::to_string(s) + ".json");
+    r = run(items + "--set train.seed=" + std::to_string(s) + " --json " + out.string());
+    ASSERT_EQ(r.code, 0) << r.out;
+    single[s - 1] = read_json(out)["cold_items"]["models"]["hybrid:epochs=5"]["auc"]["mean"][0].get<double>();
+  }
+  const auto auc = both["models"]["hybrid:epochs=5"]["auc"];
+  EXPECT_NE(single[0], single[1]);
+  EXPECT_NEAR(auc["mean"][0].get<double>(), (single[0] + single[1]) / 2, 1e-12);
+  EXPECT_GT(auc["std"][0].get<double>(), 0.0);
+  // Random held-out items: the seeds vary the split, as for cold users.
+  r = run(items + "--set split.cold_items=random --set 'fewshot.seeds=[1,2]' --json " + (dir / "random.json").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(read_json(dir / "random.json")["cold_items"]["seeds_vary"], "the split");
+}
+
 TEST(Cli, TrainSaveLoadEvaluateGivesSameNumbers) {
   auto dir = temp_dir("train");
   auto model = (dir / "m.fwr").string();
