@@ -6,10 +6,6 @@
 // to score an item, so cold items and new users work from the start; it
 // learns nothing from co-occurrence.
 
-#include <algorithm>
-#include <cmath>
-#include <numeric>
-
 #include "builtin.h"
 #include "common.h"
 #include "fewrec/core/artifact.h"

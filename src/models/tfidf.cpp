@@ -79,13 +79,6 @@ float TfidfItems::dot(const std::vector<float>& profile, int32_t item) const {
   return s;
 }
 
-float TfidfItems::norm2(int32_t item) const {
-  float s = 0.0f;
-  for (int64_t r = offsets_[static_cast<size_t>(item)]; r < offsets_[static_cast<size_t>(item) + 1]; ++r)
-    s += weights_[static_cast<size_t>(r)] * weights_[static_cast<size_t>(r)];
-  return s;
-}
-
 void TfidfItems::save(core::ArtifactWriter& writer, const std::string& prefix) const {
   space_.save(writer, prefix + "space/");
   writer.put_array<int64_t>(prefix + "offsets", offsets_);

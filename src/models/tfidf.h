@@ -2,9 +2,9 @@
 // words, genres, tags, categorical values, numeric buckets; each counted once
 // per item): idf = ln((n + 1) / (df + 1)) + 1 over the whole catalogue (no
 // interaction is needed to describe an item), L2-normalised per item. The
-// `content` baseline scores with them, and hybrid's new-item scorer
-// (meta_tfidf). A user profile is the mean vector of the user's history
-// items (dense over the features). Internal to the models layer.
+// `content` baseline scores with them. A user profile is the mean vector of
+// the user's history items (dense over the features). Internal to the
+// models layer.
 #pragma once
 
 #include <cstdint>
@@ -29,21 +29,10 @@ class TfidfItems {
 
   int32_t rows() const { return static_cast<int32_t>(offsets_.size()) - 1; }
   int32_t features() const { return space_.size(); }
-  const hybrid::FeatureSpace& space() const { return space_; }
 
-  // profile (size features()) += w * the item's vector.
-  void accumulate(int32_t item, float w, std::vector<float>& profile) const;
   // The mean vector of `items` (empty: zeros).
   std::vector<float> profile(const std::vector<int32_t>& items) const;
   float dot(const std::vector<float>& profile, int32_t item) const;
-  // f(feature, weight) for each feature of the item.
-  template <class F>
-  void for_each(int32_t item, F&& f) const {
-    for (int64_t r = offsets_[static_cast<size_t>(item)]; r < offsets_[static_cast<size_t>(item) + 1]; ++r)
-      f(static_cast<int32_t>(ids_[static_cast<size_t>(r)]), weights_[static_cast<size_t>(r)]);
-  }
-  // The item's squared norm: 1, or 0 for an item without features.
-  float norm2(int32_t item) const;
 
   // Sections "<prefix>space/", "offsets", "ids", "idf".
   void save(core::ArtifactWriter& writer, const std::string& prefix) const;
@@ -53,6 +42,8 @@ class TfidfItems {
  private:
   void encode(const data::Catalogue& cat, int32_t first);
   void weigh(int32_t first);  // weights_ of the items >= first
+  // profile (size features()) += w * the item's vector.
+  void accumulate(int32_t item, float w, std::vector<float>& profile) const;
 
   hybrid::FeatureSpace space_;
   std::vector<int64_t> offsets_{0};  // CSR over items
