@@ -744,8 +744,12 @@ class HybridModel final : public FactorModel {
     return bias;
   }
 
+  // The item's representation from its features and text. Features flagged
+  // in `left_out` (when given) add nothing, as features no trained item has
+  // add nothing to a new item; the weight still counts them.
   float content_representation(const data::FeatureTable& features, ItemIndex i, const float* text,
-                               std::vector<int32_t>& feats, float* out) const {
+                               std::vector<int32_t>& feats, float* out,
+                               const std::vector<uint8_t>* left_out = nullptr) const {
     const auto d = static_cast<size_t>(dim_);
     std::fill_n(out, d, 0.0f);
     feats.clear();
@@ -753,6 +757,7 @@ class HybridModel final : public FactorModel {
     const float w = row_weight(feats.size(), options_.ids);
     float bias = 0.0f;
     for (int32_t f : feats) {
+      if (left_out != nullptr && (*left_out)[static_cast<size_t>(f)]) continue;
       const float* v = item_features_.row(f);
       for (size_t k = 0; k < d; ++k) out[k] += w * v[k];
       bias += w * item_features_.bias[static_cast<size_t>(f)];
@@ -774,9 +779,26 @@ class HybridModel final : public FactorModel {
     std::vector<float> content(static_cast<size_t>(num_items_) * d);
     std::vector<float> content_bias(static_cast<size_t>(num_items_));
     std::vector<int32_t> feats;
+    // A trained item stands for a new one: the features no other trained
+    // item has would have no embedding if it were new (they are zeroed for
+    // the real new items), and trained on its own interactions they act as
+    // its id. Its content vector leaves them out.
+    std::vector<int32_t> trained_df(static_cast<size_t>(item_space_.size()), 0);
+    for (ItemIndex i = 0; i < num_items_; ++i) {
+      if (item_count[static_cast<size_t>(i)] == 0) continue;
+      feats.clear();
+      item_space_.encode_row(cat.item_features, i, feats);
+      std::sort(feats.begin(), feats.end());
+      feats.erase(std::unique(feats.begin(), feats.end()), feats.end());
+      for (int32_t f : feats) ++trained_df[static_cast<size_t>(f)];
+    }
+    std::vector<uint8_t> own(trained_df.size());
+    for (size_t f = 0; f < own.size(); ++f) own[f] = trained_df[f] == 1;
+    const auto own_count = std::count(own.begin(), own.end(), uint8_t{1});
     for (ItemIndex i = 0; i < num_items_; ++i)
       content_bias[static_cast<size_t>(i)] = content_representation(
-          cat.item_features, i, text_dim_ > 0 ? text_row(i) : nullptr, feats, content.data() + static_cast<size_t>(i) * d);
+          cat.item_features, i, text_dim_ > 0 ? text_row(i) : nullptr, feats, content.data() + static_cast<size_t>(i) * d,
+          item_count[static_cast<size_t>(i)] > 0 ? &own : nullptr);
     std::vector<std::vector<int32_t>> users_of(static_cast<size_t>(num_items_));
     for (UserIndex u = 0; u < num_users_; ++u)
       for (int64_t r = offsets[static_cast<size_t>(u)]; r < offsets[static_cast<size_t>(u) + 1]; ++r)
@@ -877,8 +899,8 @@ class HybridModel final : public FactorModel {
     generator_.theta = best;
     monitor.info(fmt::format("{}: meta_emb kept epoch {} (validation meta-loss {:.4f}; epoch 0 = no generator)",
                              name(), best_epoch, best_loss));
-    return {{"best_epoch", best_epoch}, {"validation_meta_loss", best_loss}, {"train_items", eligible.size()},
-            {"validation_items", held.size()}};
+    return {{"best_epoch", best_epoch},         {"validation_meta_loss", best_loss}, {"train_items", eligible.size()},
+            {"validation_items", held.size()}, {"own_features_left_out", own_count}};
   }
 
   // Weight of each feature of a row with `features` column features (plus the
