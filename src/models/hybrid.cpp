@@ -421,11 +421,16 @@ class HybridModel final : public FactorModel {
 
     // Features no trained row has were never updated (or only pushed down as
     // negatives): zero them so they add nothing.
-    const int64_t zeroed_item_features = zero_unused_features(
-        item_rows, item_ids, items, [&](int32_t i) { return item_count[static_cast<size_t>(i)] > 0; });
-    const int64_t zeroed_user_features = zero_unused_features(user_rows, user_ids, users, [&](int32_t u) {
-      return offsets[static_cast<size_t>(u) + 1] > offsets[static_cast<size_t>(u)];
-    });
+    const std::vector<int32_t> item_feature_rows = trained_row_counts(
+        item_rows, items.count(), [&](int32_t i) { return item_count[static_cast<size_t>(i)] > 0; });
+    const int64_t zeroed_item_features = zero_unused_features(item_feature_rows, item_ids, items);
+    const int64_t zeroed_user_features =
+        zero_unused_features(trained_row_counts(user_rows, users.count(),
+                                                [&](int32_t u) {
+                                                  return offsets[static_cast<size_t>(u) + 1] >
+                                                         offsets[static_cast<size_t>(u)];
+                                                }),
+                             user_ids, users);
     // Text dimensions no trained item has (hashing buckets of unseen words).
     int64_t zeroed_text = 0;
     for (int32_t k = 0; k < text_dim_; ++k) {
@@ -495,7 +500,10 @@ class HybridModel final : public FactorModel {
     generator_ = metaemb::Generator{};
     nlohmann::json meta_info;
     if (options_.meta_emb) {
-      meta_info = meta_train_generator(train, offsets, positives, item_count, train_options.seed, monitor);
+      // A column feature only one trained item has is that item's own.
+      std::vector<uint8_t> own(static_cast<size_t>(item_space_.size()));
+      for (size_t f = 0; f < own.size(); ++f) own[f] = item_feature_rows[static_cast<size_t>(item_ids) + f] == 1;
+      meta_info = meta_train_generator(train, offsets, positives, item_count, own, train_options.seed, monitor);
       // Items without training interactions: content plus the generated id part.
       std::vector<int32_t> feats;
       for (ItemIndex i = 0; i < n_items; ++i)
@@ -687,18 +695,25 @@ class HybridModel final : public FactorModel {
     return names.empty() ? std::string("(none)") : core::join(names, ", ");
   }
 
-  // Zeroes the column features (indices >= first) found on no row r with
-  // trained(r); returns how many.
+  // Per feature (of `count`): the number of rows r with trained(r) that have it.
   template <class Trained>
-  static int64_t zero_unused_features(const FeatureRows& rows, int32_t first, Embeddings& e, Trained trained) {
-    std::vector<uint8_t> used(static_cast<size_t>(e.count()), 0);
+  static std::vector<int32_t> trained_row_counts(const FeatureRows& rows, int32_t count, Trained trained) {
+    std::vector<int32_t> n(static_cast<size_t>(count), 0), last(static_cast<size_t>(count), -1);
     for (int32_t r = 0; r < rows.rows(); ++r)
       if (trained(r))
-        for (int64_t a = rows.offsets[static_cast<size_t>(r)]; a < rows.offsets[static_cast<size_t>(r) + 1]; ++a)
-          used[static_cast<size_t>(rows.features[static_cast<size_t>(a)])] = 1;
+        for (int64_t a = rows.offsets[static_cast<size_t>(r)]; a < rows.offsets[static_cast<size_t>(r) + 1]; ++a) {
+          const auto f = static_cast<size_t>(rows.features[static_cast<size_t>(a)]);
+          if (last[f] != r) last[f] = r, ++n[f];  // a feature twice in a row counts once
+        }
+    return n;
+  }
+
+  // Zeroes the column features (indices >= first) with no trained row
+  // (trained_row_counts); returns how many.
+  static int64_t zero_unused_features(const std::vector<int32_t>& trained_rows, int32_t first, Embeddings& e) {
     int64_t zeroed = 0;
     for (int32_t f = first; f < e.count(); ++f)
-      if (!used[static_cast<size_t>(f)]) {
+      if (trained_rows[static_cast<size_t>(f)] == 0) {
         std::fill_n(e.row(f), e.dim, 0.0f);
         if (!e.bias.empty()) e.bias[static_cast<size_t>(f)] = 0.0f;
         ++zeroed;
@@ -770,9 +785,10 @@ class HybridModel final : public FactorModel {
   // materialised user and item vectors fixed. A tenth of the items (at least
   // 2 when there are 4+) validate: after each epoch their meta-loss decides
   // which generator is kept; epoch 0 = the zero generator (content alone).
+  // `own` flags the item columns' features only one trained item has.
   nlohmann::json meta_train_generator(const data::Dataset& train, const std::vector<int64_t>& offsets,
                             const std::vector<int32_t>& positives, const std::vector<int64_t>& item_count,
-                            uint64_t seed, core::Monitor& monitor) {
+                            const std::vector<uint8_t>& own, uint64_t seed, core::Monitor& monitor) {
     const data::Catalogue& cat = train.catalogue();
     const auto d = static_cast<size_t>(dim_);
     generator_ = metaemb::Generator::zeros(dim_);
@@ -783,17 +799,6 @@ class HybridModel final : public FactorModel {
     // item has would have no embedding if it were new (they are zeroed for
     // the real new items), and trained on its own interactions they act as
     // its id. Its content vector leaves them out.
-    std::vector<int32_t> trained_df(static_cast<size_t>(item_space_.size()), 0);
-    for (ItemIndex i = 0; i < num_items_; ++i) {
-      if (item_count[static_cast<size_t>(i)] == 0) continue;
-      feats.clear();
-      item_space_.encode_row(cat.item_features, i, feats);
-      std::sort(feats.begin(), feats.end());
-      feats.erase(std::unique(feats.begin(), feats.end()), feats.end());
-      for (int32_t f : feats) ++trained_df[static_cast<size_t>(f)];
-    }
-    std::vector<uint8_t> own(trained_df.size());
-    for (size_t f = 0; f < own.size(); ++f) own[f] = trained_df[f] == 1;
     const auto own_count = std::count(own.begin(), own.end(), uint8_t{1});
     for (ItemIndex i = 0; i < num_items_; ++i)
       content_bias[static_cast<size_t>(i)] = content_representation(
@@ -811,7 +816,7 @@ class HybridModel final : public FactorModel {
       if (users_of[static_cast<size_t>(i)].size() >= 2) eligible.push_back(i);
     if (eligible.size() < 2 || trained.size() < 2) {
       monitor.info(fmt::format("{}: meta_emb: fewer than 2 items with 2+ users; the generator stays at zero", name()));
-      return {{"best_epoch", 0}, {"train_items", eligible.size()}};
+      return {{"best_epoch", 0}, {"train_items", eligible.size()}, {"own_features_left_out", own_count}};
     }
     double mean_users = 0;
     for (ItemIndex i : eligible) mean_users += static_cast<double>(users_of[static_cast<size_t>(i)].size());
@@ -895,7 +900,10 @@ class HybridModel final : public FactorModel {
         break;
       }
     }
-    if (held.empty()) return {{"best_epoch", options_.meta_epochs}, {"train_items", eligible.size()}};
+    if (held.empty())
+      return {{"best_epoch", options_.meta_epochs},
+              {"train_items", eligible.size()},
+              {"own_features_left_out", own_count}};
     generator_.theta = best;
     monitor.info(fmt::format("{}: meta_emb kept epoch {} (validation meta-loss {:.4f}; epoch 0 = no generator)",
                              name(), best_epoch, best_loss));
