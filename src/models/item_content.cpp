@@ -84,12 +84,22 @@ nlohmann::json ItemContent::describe() const {
   return j;
 }
 
-ItemContent::Inputs ItemContent::inputs(const std::vector<int64_t>& ids, std::span<const float> keep_extra) const {
+ItemContent::Inputs ItemContent::inputs(const std::vector<int64_t>& ids, std::span<const float> keep_extra,
+                                        const std::vector<uint8_t>* left_out) const {
   std::vector<float> keep(ids.size());
   for (size_t k = 0; k < ids.size(); ++k)
     keep[k] = (known_[static_cast<size_t>(ids[k])] ? 1.0f : 0.0f) * (keep_extra.empty() ? 1.0f : keep_extra[k]);
   std::vector<int64_t> flat, starts;
   bags_.gather(ids, flat, starts);
+  if (left_out != nullptr) {
+    size_t kept = 0, row = 0;
+    for (size_t k = 0; k < flat.size(); ++k) {
+      while (row < starts.size() && static_cast<size_t>(starts[row]) == k) starts[row++] = static_cast<int64_t>(kept);
+      if (!(*left_out)[static_cast<size_t>(flat[k])]) flat[kept++] = flat[k];
+    }
+    for (; row < starts.size(); ++row) starts[row] = static_cast<int64_t>(kept);
+    flat.resize(kept);
+  }
   Inputs in;
   in.ids = long_tensor(ids);
   in.id_keep = at::from_blob(keep.data(), {static_cast<int64_t>(keep.size())}, at::kFloat).clone();
@@ -97,6 +107,22 @@ ItemContent::Inputs ItemContent::inputs(const std::vector<int64_t>& ids, std::sp
   in.starts = long_tensor(starts);
   if (text_.defined()) in.text = text_.index_select(0, in.ids);
   return in;
+}
+
+std::vector<uint8_t> ItemContent::features_of_one_known_item() const {
+  const auto n = static_cast<size_t>(space_.size());
+  std::vector<int32_t> count(n, 0);
+  std::vector<int64_t> last(n, -1);
+  for (int64_t r = 0; r < bags_.rows(); ++r) {
+    if (!known(static_cast<data::ItemIndex>(r))) continue;
+    for (int64_t a = bags_.offsets[static_cast<size_t>(r)]; a < bags_.offsets[static_cast<size_t>(r) + 1]; ++a) {
+      const auto f = static_cast<size_t>(bags_.ids[static_cast<size_t>(a)]);
+      if (last[f] != r) last[f] = r, ++count[f];  // twice in one bag counts once
+    }
+  }
+  std::vector<uint8_t> own(n);
+  for (size_t f = 0; f < n; ++f) own[f] = count[f] == 1;
+  return own;
 }
 
 void ItemContent::save(core::ArtifactWriter& writer, const std::string& prefix) const {

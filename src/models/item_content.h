@@ -47,11 +47,18 @@ class ItemContent {
 
   // Inputs of the items `ids`: id_keep [n] (1 for known items, times
   // `keep_extra[k]` when given), feature bags (flat, starts) and text rows
-  // [n, text_dim] (undefined when there is no text).
+  // [n, text_dim] (undefined when there is no text). Features flagged in
+  // `left_out` (when given) are left out of the bags.
   struct Inputs {
     at::Tensor ids, id_keep, flat, starts, text;
   };
-  Inputs inputs(const std::vector<int64_t>& ids, std::span<const float> keep_extra = {}) const;
+  Inputs inputs(const std::vector<int64_t>& ids, std::span<const float> keep_extra = {},
+                const std::vector<uint8_t>* left_out = nullptr) const;
+  // Per feature: 1 when exactly one known item has it. Such a feature was
+  // trained on that item's interactions alone, so it acts as the item's id;
+  // a new item has no such feature (the vocabulary comes from the known
+  // items). A known item standing for a new one leaves them out.
+  std::vector<uint8_t> features_of_one_known_item() const;
 
   // Sections "<prefix>known", "item_bag_offsets", "item_bag_ids", "text_dim",
   // "text_identity", "text", "item_space/...".

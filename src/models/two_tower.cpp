@@ -993,6 +993,10 @@ class TwoTowerModel final : public Model {
                             torch::from_blob(nctx.data(), {R, 1}, torch::kFloat).clone());
     };
     const int64_t I = std::min<int64_t>(o_.meta_items, static_cast<int64_t>(eligible.size()));
+    // A trained item stands for a new one: the features no other trained
+    // item has act as its id, and a new item has none; they are left out.
+    const std::vector<uint8_t> own = content_.features_of_one_known_item();
+    const auto own_count = std::count(own.begin(), own.end(), uint8_t{1});
     // The meta-loss of a batch of items; `r` draws each item's two sets.
     auto batch_loss = [&](const std::vector<int64_t>& batch_items, core::Rng& r) {
       const int64_t n = static_cast<int64_t>(batch_items.size());
@@ -1011,7 +1015,7 @@ class TwoTowerModel final : public Model {
         }
       }
       auto ua = user_vectors(rows_a), ub = user_vectors(rows_b);
-      const auto in = content_.inputs(batch_items, std::vector<float>(static_cast<size_t>(n), 0.0f));
+      const auto in = content_.inputs(batch_items, std::vector<float>(static_cast<size_t>(n), 0.0f), &own);
       torch::Tensor c;
       {
         torch::NoGradGuard ng;
@@ -1082,7 +1086,8 @@ class TwoTowerModel final : public Model {
       monitor.info(fmt::format("{}: meta_emb kept epoch {} (validation meta-loss {:.4f}; epoch 0 = no generator)",
                                name(), stopping.best_epoch(), -stopping.best()));
       meta_info_ = {{"best_epoch", stopping.best_epoch()}, {"validation_meta_loss", -stopping.best()},
-                    {"train_items", eligible.size()}, {"validation_items", held.size()}};
+                    {"train_items", eligible.size()}, {"validation_items", held.size()},
+                    {"own_features_left_out", own_count}};
     }
     for (auto& p : net_->parameters(true)) p.set_requires_grad(true);
     net_->gen_on = true;
