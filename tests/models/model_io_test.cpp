@@ -78,6 +78,26 @@ TEST(ModelIo, RoundTripGivesIdenticalScores) {
   }
 }
 
+// A creation time given in the meta is kept (tests that compare two saves
+// byte for byte pin it there); without one, the save is stamped.
+TEST(ModelIo, GivenCreationTimeIsKeptAndTwoSavesAreIdentical) {
+  TempDir dir;
+  auto ds = sample_dataset();
+  auto m = fitted("itemknn", ds);
+  const nlohmann::json meta = {{"created", "2026-01-01T00:00:00Z"}};
+  save_model(dir / "a.fwr", *m, ds.catalogue(), nlohmann::json::object(), meta);
+  save_model(dir / "b.fwr", *m, ds.catalogue(), nlohmann::json::object(), meta);
+  EXPECT_EQ(load_model(dir / "a.fwr").meta["created"], "2026-01-01T00:00:00Z");
+  auto bytes = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(bytes(dir / "a.fwr"), bytes(dir / "b.fwr"));
+  // Given as the config instead, it does not reach the meta.
+  save_model(dir / "c.fwr", *m, ds.catalogue(), meta);
+  EXPECT_NE(load_model(dir / "c.fwr").meta["created"], "2026-01-01T00:00:00Z");
+}
+
 TEST(ModelIo, SaveRejectsAMismatchedCatalogue) {
   TempDir dir;
   auto ds = sample_dataset();

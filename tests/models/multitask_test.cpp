@@ -22,7 +22,8 @@
 namespace fewrec::models {
 namespace {
 
-// Saved twice and compared byte for byte: the same creation time, or two
+// Saved twice and compared byte for byte: the same creation time in the meta
+// (the 5th argument of save_model; the 4th is the config), or two
 // saves on either side of a second boundary differ in it.
 const nlohmann::json kFixedMeta = {{"created", "2026-01-01T00:00:00Z"}};
 
@@ -143,7 +144,7 @@ TEST(MultiTask, NewUsersAreServedFromTheirContextWithoutTouchingTheModel) {
   TempDir dir;
   const auto w = planted(300, 150, 25, 3);
   auto m = fitted(spec("arch=mmoe,history_values=true"), w.ds);
-  save_model(dir / "before.fwr", *m, w.ds.catalogue(), kFixedMeta);
+  save_model(dir / "before.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), kFixedMeta);
   // A new user who rated genre-0 items 5: genre-0 items rank above the others.
   std::vector<ItemIndex> g0, rest;
   for (ItemIndex i = 0; i < w.ds.num_items(); ++i) (w.genre[static_cast<size_t>(i)] == 0 ? g0 : rest).push_back(i);
@@ -160,7 +161,7 @@ TEST(MultiTask, NewUsersAreServedFromTheirContextWithoutTouchingTheModel) {
     scores_of(*m, data::context_from_dataset(w.ds, u, /*known=*/false));
   }
   scores_of(*m, new_user({}));
-  save_model(dir / "after.fwr", *m, w.ds.catalogue(), kFixedMeta);
+  save_model(dir / "after.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), kFixedMeta);
   EXPECT_EQ(file_bytes(dir / "before.fwr"), file_bytes(dir / "after.fwr"));
   // A known user keeps their id embedding: it differs from the same history as a new user.
   EXPECT_NE(scores_of(*m, data::context_from_dataset(w.ds, 4)),

@@ -23,7 +23,8 @@
 namespace fewrec::models {
 namespace {
 
-// Saved twice and compared byte for byte: the same creation time, or two
+// Saved twice and compared byte for byte: the same creation time in the meta
+// (the 5th argument of save_model; the 4th is the config), or two
 // saves on either side of a second boundary differ in it.
 const nlohmann::json kFixedMeta = {{"created", "2026-01-01T00:00:00Z"}};
 
@@ -160,7 +161,7 @@ TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
     for (const char* stop : {"false", "true"}) {
       SCOPED_TRACE(stop);
       auto tuned = fitted(spec(std::string("adapt_mode=") + mode + ",adapt_lr=0.05,adapt_early_stop=" + stop), w.train);
-      save_model(dir / "before.fwr", *tuned, w.train.catalogue(), kFixedMeta);
+      save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), kFixedMeta);
       // 5 items: with early stopping the newest is held out, 4 are tuned on.
       const auto ctx = new_user({topic0[0], topic0[1], topic0[2], topic0[3], topic0[4]});
       const auto a = scores_of(*plain, ctx), b = scores_of(*tuned, ctx);
@@ -168,7 +169,7 @@ TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
       EXPECT_GT(auc(b, pos, neg), 0.7);
       EXPECT_EQ(scores_of(*tuned, ctx), b);  // deterministic: the same context, the same user
       // The shared model is untouched, and a history of one item is not fine-tuned.
-      save_model(dir / "after.fwr", *tuned, w.train.catalogue(), kFixedMeta);
+      save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), kFixedMeta);
       EXPECT_EQ(bytes(dir / "before.fwr"), bytes(dir / "after.fwr"));
       EXPECT_EQ(scores_of(*tuned, new_user({topic0[0]})), scores_of(*plain, new_user({topic0[0]})));
     }
