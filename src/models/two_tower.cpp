@@ -1088,6 +1088,9 @@ class TwoTowerModel final : public Model {
       meta_info_ = {{"best_epoch", stopping.best_epoch()}, {"validation_meta_loss", -stopping.best()},
                     {"train_items", eligible.size()}, {"validation_items", held.size()},
                     {"own_features_left_out", own_count}};
+    } else {
+      meta_info_ = {{"best_epoch", o_.meta_epochs}, {"train_items", eligible.size()},
+                    {"own_features_left_out", own_count}};
     }
     for (auto& p : net_->parameters(true)) p.set_requires_grad(true);
     net_->gen_on = true;
