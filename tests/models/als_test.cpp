@@ -21,6 +21,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::error_of;
+using testing::file_bytes;
 using testing::make_dataset;
 using testing::new_user;
 using testing::TempDir;
@@ -315,11 +316,6 @@ TEST(Als, SaveLoadRoundTripGivesIdenticalScores) {
   }
 }
 
-std::string read_bytes(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
-
 void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary | std::ios::trunc);
   f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -330,7 +326,7 @@ TEST(Als, CorruptArtifactsAreRejectedOrStillUsable) {
   auto ds = make_dataset(6, 5, {{0, 0}, {0, 1}, {1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 0}, {5, 4}});
   const auto path = dir / "als.fwr";
   save_model(path, *fitted("als:factors=2,iterations=2", ds), ds.catalogue(), nlohmann::json::object());
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = file_bytes(path);
   // Truncated: always corrupt.
   for (size_t len = 0; len < bytes.size(); len += std::max<size_t>(1, bytes.size() / 50)) {
     write_bytes(path, bytes.substr(0, len));

@@ -25,6 +25,7 @@ using ::testing::ElementsAre;
 using testing::error_of;
 using ::testing::HasSubstr;
 using testing::hot_above_mild;
+using testing::kPlantedMeta;
 using testing::new_user;
 using testing::planted_popularity_world;
 
@@ -284,8 +285,6 @@ TEST(Hybrid, MetaEmbeddingsAreGeneratedForColdItemsOnly) {
   const auto s = scores_of(*loaded.model, data::context_from_dataset(w.train, 3));
   EXPECT_EQ(s[static_cast<size_t>(n)], s[static_cast<size_t>(cold)]);
 }
-
-constexpr const char* kPlantedMeta = ",meta_emb=true,meta_recent=0.5,meta_items=8,meta_lr=0.01";
 
 // meta_popularity: the generator learns which new items draw many users.
 // In the planted world the generator, meta-trained on the newest half

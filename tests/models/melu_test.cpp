@@ -88,9 +88,8 @@ TEST(MeluCore, LocalUpdateLowersTheSupportLoss) {
 }
 
 std::string bytes_of(const Model& m, const data::Catalogue& cat, const TempDir& dir) {
-  save_model(dir / "m.fwr", m, cat, nlohmann::json::object());
-  std::ifstream in(dir / "m.fwr", std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  save_model(dir / "m.fwr", m, cat, nlohmann::json::object(), pinned_creation());
+  return file_bytes(dir / "m.fwr");
 }
 
 constexpr const char* kFast = "melu:dim=16,hidden1=32,hidden2=16,epochs=8,tasks=16,threads=1";

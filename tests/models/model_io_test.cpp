@@ -18,8 +18,10 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::error_of;
+using testing::file_bytes;
 using testing::make_dataset;
 using testing::new_user;
+using testing::pinned_creation;
 using testing::TempDir;
 
 data::Dataset sample_dataset() {
@@ -41,11 +43,6 @@ std::vector<std::vector<float>> all_scores(const Model& m) {
     out.push_back(std::move(s));
   }
   return out;
-}
-
-std::string read_bytes(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
 void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
@@ -84,15 +81,11 @@ TEST(ModelIo, GivenCreationTimeIsKeptAndTwoSavesAreIdentical) {
   TempDir dir;
   auto ds = sample_dataset();
   auto m = fitted("itemknn", ds);
-  const nlohmann::json meta = {{"created", "2026-01-01T00:00:00Z"}};
+  const nlohmann::json& meta = pinned_creation();
   save_model(dir / "a.fwr", *m, ds.catalogue(), nlohmann::json::object(), meta);
   save_model(dir / "b.fwr", *m, ds.catalogue(), nlohmann::json::object(), meta);
   EXPECT_EQ(load_model(dir / "a.fwr").meta["created"], "2026-01-01T00:00:00Z");
-  auto bytes = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
-  EXPECT_EQ(bytes(dir / "a.fwr"), bytes(dir / "b.fwr"));
+  EXPECT_EQ(file_bytes(dir / "a.fwr"), file_bytes(dir / "b.fwr"));
   // Given as the config instead, it does not reach the meta.
   save_model(dir / "c.fwr", *m, ds.catalogue(), meta);
   EXPECT_NE(load_model(dir / "c.fwr").meta["created"], "2026-01-01T00:00:00Z");
@@ -119,7 +112,7 @@ TEST(ModelIo, TruncatedFileIsCorruptAtEveryLength) {
   auto ds = sample_dataset();
   const auto good = dir / "good.fwr";
   save_model(good, *fitted("itemknn:k=3", ds), ds.catalogue(), {});
-  const std::string bytes = read_bytes(good);
+  const std::string bytes = file_bytes(good);
   const auto bad = dir / "bad.fwr";
   const size_t step = std::max<size_t>(1, bytes.size() / 200);
   for (size_t len = 0; len < bytes.size(); len += step) {
@@ -134,7 +127,7 @@ TEST(ModelIo, FlippedByteIsCorrupt) {
   auto ds = sample_dataset();
   const auto path = dir / "m.fwr";
   save_model(path, *fitted("itemknn", ds), ds.catalogue(), {});
-  std::string bytes = read_bytes(path);
+  std::string bytes = file_bytes(path);
   for (size_t at : {size_t{3}, size_t{20}, bytes.size() / 2, bytes.size() - 20, bytes.size() - 1}) {
     std::string copy = bytes;
     copy[at] = static_cast<char>(copy[at] ^ 0x5A);
@@ -311,7 +304,7 @@ TEST(ModelIo, ByteChangesBehindAValidChecksumNeverCrash) {
   TempDir dir;
   const auto path = dir / "m.fwr";
   Parts{}.write(path);
-  const std::string bytes = read_bytes(path);
+  const std::string bytes = file_bytes(path);
   ASSERT_GT(bytes.size(), 8u);
   int loaded = 0, rejected = 0;
   for (size_t at = 0; at + 8 < bytes.size(); ++at) {

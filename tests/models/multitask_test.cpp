@@ -22,11 +22,6 @@
 namespace fewrec::models {
 namespace {
 
-// Saved twice and compared byte for byte: the same creation time in the meta
-// (the 5th argument of save_model; the 4th is the config), or two
-// saves on either side of a second boundary differ in it.
-const nlohmann::json kFixedMeta = {{"created", "2026-01-01T00:00:00Z"}};
-
 using ::testing::HasSubstr;
 using namespace testing;  // test_util.h, text_world.h
 
@@ -89,11 +84,6 @@ double held_out(const Model& m, const std::string& task, const std::string& metr
   return v.is_number() ? v.get<double>() : std::nan("");
 }
 
-std::string file_bytes(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 TEST(MultiTask, BothArchitecturesTrainAndReportPerTaskMetrics) {
   const auto w = planted(300, 150, 25, 1);
   for (const std::string arch : {"shared_bottom", "mmoe"}) {
@@ -144,7 +134,7 @@ TEST(MultiTask, NewUsersAreServedFromTheirContextWithoutTouchingTheModel) {
   TempDir dir;
   const auto w = planted(300, 150, 25, 3);
   auto m = fitted(spec("arch=mmoe,history_values=true"), w.ds);
-  save_model(dir / "before.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), kFixedMeta);
+  save_model(dir / "before.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), pinned_creation());
   // A new user who rated genre-0 items 5: genre-0 items rank above the others.
   std::vector<ItemIndex> g0, rest;
   for (ItemIndex i = 0; i < w.ds.num_items(); ++i) (w.genre[static_cast<size_t>(i)] == 0 ? g0 : rest).push_back(i);
@@ -161,7 +151,7 @@ TEST(MultiTask, NewUsersAreServedFromTheirContextWithoutTouchingTheModel) {
     scores_of(*m, data::context_from_dataset(w.ds, u, /*known=*/false));
   }
   scores_of(*m, new_user({}));
-  save_model(dir / "after.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), kFixedMeta);
+  save_model(dir / "after.fwr", *m, w.ds.catalogue(), nlohmann::json::object(), pinned_creation());
   EXPECT_EQ(file_bytes(dir / "before.fwr"), file_bytes(dir / "after.fwr"));
   // A known user keeps their id embedding: it differs from the same history as a new user.
   EXPECT_NE(scores_of(*m, data::context_from_dataset(w.ds, 4)),

@@ -65,6 +65,10 @@ inline PlantedPopularityWorld planted_popularity_world(bool codes) {
   return w;
 }
 
+// Options that meta-train a generator on this world's newest half (hybrid,
+// two_tower).
+constexpr const char* kPlantedMeta = ",meta_emb=true,meta_recent=0.5,meta_items=8,meta_lr=0.01";
+
 // Mean over the first 50 users of the AUC of the held-out hot items against
 // the held-out mild ones.
 inline double hot_above_mild(const Model& m, const PlantedPopularityWorld& w) {

@@ -5,9 +5,13 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "fewrec/core/error.h"
 #include "fewrec/core/monitor.h"
@@ -79,6 +83,20 @@ inline data::UserContext new_user(const std::vector<data::ItemIndex>& items) {
   int64_t t = 0;
   for (auto i : items) ctx.history.push_back(data::Event{i, t++, 1.0f, 0, 1.0f});
   return ctx;
+}
+
+// The bytes of a file (empty when it cannot be read).
+inline std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Artifact meta with a fixed creation time (save_model's 5th argument; the
+// 4th is the config): two saves of the same model are then byte-identical,
+// where the wall-clock stamp differs across a second boundary.
+inline const nlohmann::json& pinned_creation() {
+  static const nlohmann::json meta = {{"created", "2026-01-01T00:00:00Z"}};
+  return meta;
 }
 
 // A fresh directory under the system temp dir, removed at scope exit.

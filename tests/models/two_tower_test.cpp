@@ -23,11 +23,6 @@
 namespace fewrec::models {
 namespace {
 
-// Saved twice and compared byte for byte: the same creation time in the meta
-// (the 5th argument of save_model; the 4th is the config), or two
-// saves on either side of a second boundary differ in it.
-const nlohmann::json kFixedMeta = {{"created", "2026-01-01T00:00:00Z"}};
-
 using ::testing::HasSubstr;
 using namespace testing;  // test_util.h, text_world.h
 
@@ -152,16 +147,12 @@ TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
   std::vector<ItemIndex> pos(topic0.begin() + 5, topic0.end()), neg;
   for (ItemIndex i = 0; i < w.full.num_items(); ++i)
     if (w.truth.item_topic[static_cast<size_t>(i)] != 0) neg.push_back(i);
-  auto bytes = [](const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  };
   for (const char* mode : {"user_head", "user_tower", "user_bias", "user_lowrank"}) {
     SCOPED_TRACE(mode);
     for (const char* stop : {"false", "true"}) {
       SCOPED_TRACE(stop);
       auto tuned = fitted(spec(std::string("adapt_mode=") + mode + ",adapt_lr=0.05,adapt_early_stop=" + stop), w.train);
-      save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), kFixedMeta);
+      save_model(dir / "before.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), pinned_creation());
       // 5 items: with early stopping the newest is held out, 4 are tuned on.
       const auto ctx = new_user({topic0[0], topic0[1], topic0[2], topic0[3], topic0[4]});
       const auto a = scores_of(*plain, ctx), b = scores_of(*tuned, ctx);
@@ -169,8 +160,8 @@ TEST(TwoTower, PerUserFineTuningChangesTheUserNotTheSharedModel) {
       EXPECT_GT(auc(b, pos, neg), 0.7);
       EXPECT_EQ(scores_of(*tuned, ctx), b);  // deterministic: the same context, the same user
       // The shared model is untouched, and a history of one item is not fine-tuned.
-      save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), kFixedMeta);
-      EXPECT_EQ(bytes(dir / "before.fwr"), bytes(dir / "after.fwr"));
+      save_model(dir / "after.fwr", *tuned, w.train.catalogue(), nlohmann::json::object(), pinned_creation());
+      EXPECT_EQ(file_bytes(dir / "before.fwr"), file_bytes(dir / "after.fwr"));
       EXPECT_EQ(scores_of(*tuned, new_user({topic0[0]})), scores_of(*plain, new_user({topic0[0]})));
     }
   }
@@ -280,7 +271,7 @@ TEST(TwoTower, MetaEmbeddingsIgnoreTheFeaturesOnlyTheirItemHas) {
   const PlantedPopularityWorld w = planted_popularity_world(true);
   const std::string base = spec("min_df=1");
   auto plain = fitted(base, w.train);
-  auto meta = fitted(base + ",meta_emb=true,meta_recent=0.5,meta_items=8,meta_lr=0.01", w.train);
+  auto meta = fitted(base + kPlantedMeta, w.train);
   const double p = hot_above_mild(*plain, w), m = hot_above_mild(*meta, w);
   std::printf("with item codes, held-out hot above mild: plain %.3f, meta_emb %.3f\n", p, m);  // 0.045, 1.000
   EXPECT_GT(m, 0.75);
