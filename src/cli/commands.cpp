@@ -97,8 +97,12 @@ nlohmann::json recs_json(const data::Catalogue& cat,
 int cmd_models() {
   if (g_flags.markdown) {
     for (const auto* info : models::model_registry().list()) {
-      std::printf("#### `%s`\n\n%s\n\n| option | default | meaning |\n|---|---|---|\n", info->name.c_str(),
-                  info->description.c_str());
+      std::printf("#### `%s`\n\n%s\n\n", info->name.c_str(), info->description.c_str());
+      if (info->options.empty()) {
+        std::printf("No options.\n\n");
+        continue;
+      }
+      std::printf("| option | default | meaning |\n|---|---|---|\n");
       for (const auto& o : info->options)
         std::printf("| `model.%s` | `%s` | %s |\n", o.key.c_str(), md_cell(o.default_value).c_str(),
                     md_cell(o.doc).c_str());

@@ -8,6 +8,7 @@
 namespace fewrec::models {
 
 void register_popularity(ModelRegistry& registry);
+void register_random(ModelRegistry& registry);
 void register_itemknn(ModelRegistry& registry);
 void register_als(ModelRegistry& registry);
 void register_bpr(ModelRegistry& registry);

@@ -61,6 +61,7 @@ ModelRegistry& model_registry() {
 void register_builtin_models(ModelRegistry& registry) {
   // The one place built-in models are added.
   register_popularity(registry);
+  register_random(registry);
   register_itemknn(registry);
   register_als(registry);
   register_bpr(registry);
