@@ -48,6 +48,28 @@ TEST(HybridText, ColdItemsWithUnseenWordsAreRankedThroughPretrainedVectors) {
   EXPECT_GT(both, words + 0.2);
 }
 
+TEST(HybridText, PretrainedVectorsAndMetaEmbeddingsBeatTheContentBaselineOnNewWords) {
+  // The cold-item protocol's plain content baseline (TF-IDF cosine to the
+  // user's items) needs shared words: on new words it is at chance, where
+  // pretrained vectors carry the topic, with or without meta-embeddings.
+  register_test_glove();
+  const auto w = text_world(/*disjoint_words=*/true);
+  const double content = cold_auc(*fitted("content", w.train), w);
+  const double glove = cold_auc(*fitted(spec(std::string("item_features=all,min_df=1,") + kTestGlove), w.train), w);
+  const double meta =
+      cold_auc(*fitted(spec(std::string("item_features=all,min_df=1,meta_emb=true,") + kTestGlove), w.train), w);
+  EXPECT_NEAR(content, 0.5, 1e-9);  // no cold title shares a word with a trained one
+  EXPECT_GT(glove, content + 0.2);   // 0.79
+  EXPECT_GT(meta, content + 0.2);    // 0.79
+  // With shared words, content links the items; the models learn which
+  // topics each user likes and beat it.
+  const auto shared = text_world(/*disjoint_words=*/false);
+  const double content_shared = cold_auc(*fitted("content", shared.train), shared);
+  const double meta_shared = cold_auc(*fitted(spec("min_df=1,meta_emb=true"), shared.train), shared);
+  EXPECT_GT(content_shared, 0.65);                 // 0.74
+  EXPECT_GT(meta_shared, content_shared + 0.02);   // 0.78
+}
+
 TEST(HybridText, HashedTextAloneCarriesColdItems) {
   // Shared words, no other content: the hashing encoder's vectors through
   // the projection against ids alone (cold items all score 0).
