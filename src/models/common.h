@@ -120,6 +120,21 @@ inline int64_t meta_task_draws(int64_t available, int64_t shots, double mean_ava
       std::llround(2.0 * static_cast<double>(shots) * static_cast<double>(available) / mean_available), 2, available);
 }
 
+// add_items' preconditions: the new items start right after the model's
+// `model_items` and the catalogue has at least that many items; anything else
+// is kInvalidArgument naming the model. Returns the catalogue's item count.
+inline int32_t check_new_items(std::string_view model, const data::Catalogue& catalogue, int32_t model_items,
+                               ItemIndex first_new_item) {
+  if (first_new_item != model_items)
+    FEWREC_THROW(kInvalidArgument, "model `{}`: new items must start at index {} (the model's item count), got {}",
+                 model, model_items, first_new_item);
+  const auto total = static_cast<int32_t>(catalogue.items.size());
+  if (total < model_items)
+    FEWREC_THROW(kInvalidArgument, "model `{}`: the catalogue has {} items, fewer than the model's {}", model, total,
+                 model_items);
+  return total;
+}
+
 [[noreturn]] inline void throw_item_out_of_range(std::string_view model, ItemIndex item, int32_t num_items) {
   FEWREC_THROW(kInvalidArgument, "model `{}`: item index {} is outside the catalogue ({} items)", model, item,
                num_items);

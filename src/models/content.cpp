@@ -72,9 +72,7 @@ class ContentModel final : public Model {
   int32_t num_items() const override { return tfidf_.rows(); }
 
   void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
-    FEWREC_CHECK(first_new_item == num_items(), kInvalidArgument,
-                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(), num_items(),
-                 first_new_item);
+    check_new_items(name(), catalogue, num_items(), first_new_item);
     tfidf_.add_items(catalogue, first_new_item);
   }
 

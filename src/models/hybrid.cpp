@@ -549,12 +549,7 @@ class HybridModel final : public FactorModel {
   }
 
   void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
-    FEWREC_CHECK(first_new_item == num_items_, kInvalidArgument,
-                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(),
-                 num_items_, first_new_item);
-    const int32_t total = catalogue.items.size();
-    FEWREC_CHECK(total >= num_items_, kInvalidArgument,
-                 "model `{}`: the catalogue has {} items, fewer than the model's {}", name(), total, num_items_);
+    const int32_t total = check_new_items(name(), catalogue, num_items_, first_new_item);
     if (total == num_items_) return;
     // The new items' text vectors first: nothing changes when they fail.
     std::vector<float> new_text;

@@ -336,12 +336,7 @@ class MetaRankerModel final : public Model {
 
   // New items: no interaction yet, content from their features.
   void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
-    FEWREC_CHECK(first_new_item == num_items(), kInvalidArgument,
-                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(), num_items(),
-                 first_new_item);
-    const int32_t total = catalogue.items.size();
-    FEWREC_CHECK(total >= num_items(), kInvalidArgument, "model `{}`: the catalogue has {} items, fewer than the model's {}",
-                 name(), total, num_items());
+    const int32_t total = check_new_items(name(), catalogue, num_items(), first_new_item);
     for (int32_t i = num_items(); i < total; ++i) {
       count_.push_back(0.0f);
       nb_off_.push_back(nb_off_.back());

@@ -69,13 +69,7 @@ class PopularityModel final : public Model {
 
   // New items have no interactions yet: they score 0.
   void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
-    FEWREC_CHECK(first_new_item == num_items(), kInvalidArgument,
-                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(),
-                 num_items(), first_new_item);
-    FEWREC_CHECK(catalogue.items.size() >= num_items(), kInvalidArgument,
-                 "model `{}`: the catalogue has {} items, fewer than the model's {}", name(),
-                 catalogue.items.size(), num_items());
-    scores_.resize(static_cast<size_t>(catalogue.items.size()), 0.0f);
+    scores_.resize(static_cast<size_t>(check_new_items(name(), catalogue, num_items(), first_new_item)), 0.0f);
   }
 
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {

@@ -59,13 +59,7 @@ class RandomModel final : public Model {
 
   // New items draw like the others: nothing to learn.
   void add_items(const data::Catalogue& catalogue, ItemIndex first_new_item) override {
-    FEWREC_CHECK(first_new_item == num_items_, kInvalidArgument,
-                 "model `{}`: new items must start at index {} (the model's item count), got {}", name(), num_items_,
-                 first_new_item);
-    FEWREC_CHECK(catalogue.items.size() >= static_cast<size_t>(num_items_), kInvalidArgument,
-                 "model `{}`: the catalogue has {} items, fewer than the model's {}", name(), catalogue.items.size(),
-                 num_items_);
-    num_items_ = static_cast<int32_t>(catalogue.items.size());
+    num_items_ = check_new_items(name(), catalogue, num_items_, first_new_item);
   }
 
   void save(core::ArtifactWriter& writer, const std::string& prefix) const override {

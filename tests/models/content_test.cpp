@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "fewrec/models/model_io.h"
 #include "fewrec/models/registry.h"
 #include "test_util.h"
@@ -58,6 +60,12 @@ TEST(Content, SaveLoadAndAddedItems) {
   const auto s = scores_of(*m, new_user({1, 2}));
   EXPECT_EQ(scores_of(*loaded.model, new_user({1, 2})), s);
   EXPECT_EQ(m->num_items(), g.num_items());
+  // add_items' preconditions: the next index, and no smaller catalogue.
+  EXPECT_THAT(error_of([&] { m->add_items(g.catalogue(), 3); }, ErrorCode::kInvalidArgument),
+              HasSubstr("new items must start at index " + std::to_string(g.num_items()) + " (the model's item count), got 3"));
+  EXPECT_THAT(error_of([&] { m->add_items(w.train.catalogue(), g.num_items()); }, ErrorCode::kInvalidArgument),
+              HasSubstr(fmt::format("the catalogue has {} items, fewer than the model's {}", w.train.num_items(),
+                                    g.num_items())));
 }
 
 TEST(Content, NeedsItemFeatures) {

@@ -199,6 +199,8 @@ TEST(MultiTask, SaveLoadRoundTripGivesIdenticalScores) {
   ASSERT_EQ(m->num_items(), g.num_items());
   for (const auto& ctx : contexts) EXPECT_EQ(scores_of(*loaded.model, ctx), scores_of(*m, ctx));
   EXPECT_THAT(error_of([&] { m->add_items(g.catalogue(), 3); }, ErrorCode::kInvalidArgument), HasSubstr("start at"));
+  EXPECT_THAT(error_of([&] { m->add_items(w.train.catalogue(), g.num_items()); }, ErrorCode::kInvalidArgument),
+              HasSubstr("fewer than the model's"));
 }
 
 TEST(MultiTask, SameSeedSameModel) {
